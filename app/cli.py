@@ -1,0 +1,203 @@
+"""``astrohunter``: the command line.
+
+``detect`` searches FITS frames for moving objects; ``simulate`` writes a
+realistic synthetic field with its truth. Errors in the input print one
+line naming the file and the problem, and exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from detectors import __version__
+from detectors.errors import InputError
+
+__all__ = ["main"]
+
+STAGE_LABELS = {
+    "load": "Loading frames",
+    "align": "Aligning",
+    "difference": "Differencing",
+    "detect": "Detecting",
+    "link": "Linking",
+    "fit": "Fitting tracks",
+}
+
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def _progress_bars(enabled: bool) -> Iterator:
+    """A rich progress bar per stage; ``callback(stage, done, total)``."""
+    if not enabled:
+        yield lambda stage, done, total: None
+        return
+    bars = Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+    tasks: dict[str, int] = {}
+    with bars:
+
+        def callback(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(STAGE_LABELS.get(stage, stage), total=total)
+            bars.update(tasks[stage], completed=done, total=total)
+
+        yield callback
+
+
+def _summary(tracks: list, console: Console) -> None:
+    table = Table(title=f"{len(tracks)} moving object(s) found")
+    for col in ("id", "obs", 'rate "/h', "PA deg", "mag", "stacked SNR", "RA", "Dec"):
+        table.add_column(col, justify="right")
+    for t in tracks:
+        mag = f"{float(t.mag[0]):.2f}" if t.mag.size and t.mag[0] == t.mag[0] else "-"
+        table.add_row(
+            t.id,
+            str(t.frames.size),
+            f"{t.rate_arcsec_per_hour:.2f}",
+            f"{t.position_angle_deg:.1f}",
+            mag,
+            f"{t.stacked_snr:.1f}",
+            f"{float(t.ra[0]):.5f}",
+            f"{float(t.dec[0]):+.5f}",
+        )
+    console.print(table)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from detectors import io, report
+    from detectors.config import SearchConfig
+    from detectors.search import find_moving_objects
+
+    config = SearchConfig(
+        rate_min=args.rate_min,
+        rate_max=args.rate_max,
+        threshold=args.threshold,
+        device=args.device,
+        faint=not args.no_faint,
+    )
+    show = not args.quiet
+    with _progress_bars(show) as progress:
+        t0 = time.perf_counter()
+        paths = io.expand_paths(args.paths)
+        loaded = io.load_frames(
+            paths,
+            bias=args.bias,
+            flat=args.flat,
+            on_error="skip" if args.skip_bad else "raise",
+            progress=lambda done, total: progress("load", done, total),
+        )
+        for name, reason in loaded.skipped:
+            err_console.print(f"[yellow]skipped[/] {name}: {reason}")
+        io.check_frames(loaded.frames)
+        result = find_moving_objects(
+            loaded.frames,
+            config=config,
+            progress=progress,
+            timings={"load": time.perf_counter() - t0},
+        )
+    contract = report.tracks_to_contract(result.tracks, frames=result.frames, run=result.run)
+    io.write_json(args.out, contract)
+    if args.mpc:
+        io.write_text(args.mpc, report.mpc_report(result.tracks, frames=result.frames))
+    if show:
+        console = Console(stderr=True)
+        _summary(result.tracks, console)
+        timings = ", ".join(f"{k} {v:.2f}s" for k, v in result.run["timings_s"].items())
+        console.print(f"[dim]{result.run['device']}: {timings}[/]")
+        console.print(
+            f"tracks written to {args.out}" + (f", MPC report to {args.mpc}" if args.mpc else "")
+        )
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from detectors import io
+    from detectors.simulate import simulate_field
+
+    field = simulate_field(
+        seed=args.seed,
+        shape=(args.size, args.size),
+        n_frames=args.frames,
+        n_objects=args.objects,
+        snr_range=(args.snr_min, args.snr_max),
+        rate_range=(args.rate_min, args.rate_max),
+    )
+    frames_dir, truth = io.write_simulated_field(field, args.outdir)
+    Console(stderr=True).print(
+        f"{len(field.frames)} frames in {frames_dir}, truth ({len(field.truth['objects'])} "
+        f"moving objects) in {truth}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="astrohunter",
+        description="Find asteroids (moving objects) in sequences of FITS images.",
+    )
+    parser.add_argument("--version", action="version", version=f"astrohunter {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("detect", help="search FITS frames of one field for moving objects")
+    d.add_argument(
+        "paths", nargs="+", help="FITS files, folders, or glob patterns (3 frames or more)"
+    )
+    d.add_argument("--out", required=True, type=Path, help="tracks JSON (the tracks contract)")
+    d.add_argument("--mpc", type=Path, help="also write an MPC 1992 80-column report here")
+    d.add_argument("--rate-min", type=float, default=1.0, help="slowest motion, arcsec/h (1)")
+    d.add_argument("--rate-max", type=float, default=150.0, help="fastest motion, arcsec/h (150)")
+    d.add_argument("--threshold", type=float, default=4.0, help="per-frame detection SNR (4)")
+    d.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    d.add_argument("--no-faint", action="store_true", help="skip the faint shift-and-stack search")
+    d.add_argument("--bias", type=Path, help="master bias FITS to subtract")
+    d.add_argument("--flat", type=Path, help="master flat FITS to divide by")
+    d.add_argument(
+        "--skip-bad", action="store_true", help="skip unreadable frames instead of stopping"
+    )
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    d.set_defaults(func=cmd_detect)
+
+    s = sub.add_parser("simulate", help="write a realistic simulated field and its truth")
+    s.add_argument("outdir", type=Path)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--size", type=int, default=1024, help="frame width and height, pixels")
+    s.add_argument("--frames", type=int, default=10)
+    s.add_argument("--objects", type=int, default=20, help="moving objects to inject")
+    s.add_argument("--snr-min", type=float, default=3.0, help="per-frame SNR range of the movers")
+    s.add_argument("--snr-max", type=float, default=15.0)
+    s.add_argument("--rate-min", type=float, default=1.0, help="motion range, arcsec/h")
+    s.add_argument("--rate-max", type=float, default=150.0)
+    s.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    except RuntimeError as exc:  # e.g. --device gpu without a GPU
+        err_console.print(f"[bold red]error:[/] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

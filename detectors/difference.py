@@ -1,0 +1,265 @@
+"""Difference imaging: background, PSF, photometric scaling, template, matched filter.
+
+Each aligned frame has its sky subtracted and is scaled to a common flux
+level (transparency and airmass change over a night); the static sky is the
+per-pixel median of the scaled frames, which a mover, being in a different
+place in each frame, does not survive. The difference images are then
+filtered with the PSF in the inverse-variance form KBMOD uses (``psi`` and
+``phi``), which is optimal for point sources, copes with masked pixels, and is
+what the shift-and-stack of the detailed detector sums along a track.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import sep
+
+from .backend import get_ndimage, get_xp, map_frames, to_numpy
+from .stats import box_background, mad_std, stack_median
+
+__all__ = ["Differences", "difference_frames", "measure_stars"]
+
+#: Fraction of a star's peak left as residual by PSF and registration mismatch;
+#: added to the variance so bright stars do not become detections.
+STAR_RESIDUAL = 0.02
+
+
+@dataclass
+class Differences:
+    """Difference images and their PSF-matched-filter maps.
+
+    Attributes
+    ----------
+    diff : xp array, shape (N, H, W), float32
+        Scaled frame minus template, in reference-frame ADU; NaN = no data.
+    psi, phi : xp arrays, shape (N, H, W), float32
+        ``psi = PSF * (D / var)``, ``phi = PSF^2 * (1 / var)``; flux of a
+        point source at a pixel is ``psi / phi``, its SNR ``psi / sqrt(phi)``.
+    template : xp array, shape (H, W), float32
+        The static sky (median of the scaled, background-subtracted frames).
+    scale : ndarray, shape (N,)
+        Flux scale of each frame relative to the reference frame.
+    psf_sigma : ndarray, shape (N,)
+        Gaussian PSF sigma of each frame in pixels.
+    noise : ndarray, shape (N,)
+        Empirical correction applied to ``phi`` (1 for ideal white noise).
+    """
+
+    diff: object
+    psi: object
+    phi: object
+    template: object
+    scale: np.ndarray
+    psf_sigma: np.ndarray
+    noise: np.ndarray
+
+    def snr(self, i: int) -> object:
+        """SNR map of a point source centred at each pixel of frame ``i``."""
+        xp = get_xp(self.psi)
+        return self.psi[i] / xp.sqrt(xp.maximum(self.phi[i], 1e-30))
+
+
+@dataclass
+class Stars:
+    """Bright isolated stars on the template, for PSF size and photometric scaling."""
+
+    x: np.ndarray
+    y: np.ndarray
+    flux: np.ndarray
+
+
+def _sep_ready(image: object) -> np.ndarray:
+    return np.ascontiguousarray(np.nan_to_num(to_numpy(image), nan=0.0), dtype=np.float32)
+
+
+def measure_stars(template: object, rms: float, *, max_stars: int = 300) -> Stars:
+    """Find bright, unflagged, isolated stars on the template with sep.
+
+    Parameters
+    ----------
+    template : array, shape (H, W)
+        Background-subtracted static sky, NaN where no data.
+    rms : float
+        Sky noise of the template.
+    """
+    data = _sep_ready(template)
+    mask = ~np.isfinite(to_numpy(template))
+    try:
+        objs = sep.extract(data, 20.0, err=rms, mask=mask, minarea=5)
+    except Exception:  # sep gives up on pathological images (too many objects)
+        return Stars(np.zeros(0), np.zeros(0), np.zeros(0))
+    good = (objs["flag"] == 0) & (objs["peak"] > 0)
+    objs = objs[good]
+    if objs.size > 1:  # isolated: nearest detected neighbour beyond 20 px
+        from scipy.spatial import cKDTree
+
+        dist, _ = cKDTree(np.c_[objs["x"], objs["y"]]).query(np.c_[objs["x"], objs["y"]], k=2)
+        objs = objs[dist[:, 1] > 20]
+    objs = objs[np.argsort(-objs["flux"])][:max_stars]
+    return Stars(x=objs["x"], y=objs["y"], flux=objs["flux"])
+
+
+def _psf_sigma(image: object, stars: Stars, fallback: float) -> float:
+    """Gaussian sigma from the stars' half-light radii (r50 = 1.1774 sigma)."""
+    if stars.x.size < 3:
+        return fallback
+    r50, flag = sep.flux_radius(
+        _sep_ready(image), stars.x, stars.y, np.full(stars.x.size, 8.0), 0.5, subpix=5
+    )
+    r50 = r50[(flag == 0) & np.isfinite(r50) & (r50 > 0.3)]
+    if r50.size < 3:
+        return fallback
+    return float(np.clip(np.median(r50) / math.sqrt(2 * math.log(2)), 0.5, 15.0))
+
+
+def _aperture_flux(image: object, stars: Stars, radius: float) -> np.ndarray:
+    """Aperture sums at the stars' positions; NaN where an aperture touches no-data."""
+    mask = ~np.isfinite(to_numpy(image))
+    flux, _, flag = sep.sum_circle(_sep_ready(image), stars.x, stars.y, radius, mask=mask)
+    return np.where(flag == 0, flux, np.nan)
+
+
+def _flux_scale(flux: np.ndarray, ref_flux: np.ndarray) -> float:
+    """Median ratio of star fluxes to the template's (1 when too few stars)."""
+    ok = np.isfinite(flux) & np.isfinite(ref_flux) & (ref_flux > 0)
+    return float(np.median(flux[ok] / ref_flux[ok])) if ok.sum() >= 5 else 1.0
+
+
+class _Ticker:
+    """Thread-safe step counter that reports ``progress(done, total)``."""
+
+    def __init__(self, progress, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.lock:
+            self.done += 1
+            if self.progress:
+                self.progress(self.done, self.total)
+
+
+def _blur(image: object, sigma: float, xp) -> object:
+    """Gaussian blur that keeps NaN (no data) from spreading into good pixels."""
+    if sigma < 0.2:
+        return image
+    ndi = get_ndimage(xp)
+    nan = ~xp.isfinite(image)
+    out = ndi.gaussian_filter(xp.where(nan, 0.0, image), sigma, mode="nearest")
+    spread = ndi.gaussian_filter(nan.astype(xp.float32), sigma, mode="nearest")
+    return xp.where(spread > 0.05, xp.nan, out / xp.maximum(1.0 - spread, 0.5))
+
+
+def difference_frames(
+    images: object,
+    bad: object,
+    *,
+    ref: int,
+    gain: float | None,
+    psf_sigma_guess: float = 1.5,
+    progress=None,
+) -> Differences:
+    """Subtract the static sky from aligned frames and matched-filter the result.
+
+    Parameters
+    ----------
+    images : xp array, shape (N, H, W), float32
+        Aligned frames in ADU, NaN where no data.
+    bad : xp bool array, shape (N, H, W)
+        Masked pixels.
+    ref : int, keyword-only
+        Reference frame; fluxes are expressed in its ADU.
+    gain : float or None, keyword-only
+        e-/ADU of the reference frame, for the Poisson noise of stars.
+    psf_sigma_guess : float, keyword-only
+        PSF sigma used when too few stars are found to measure it.
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    Differences
+    """
+    xp = get_xp(images)
+    ndi = get_ndimage(xp)
+    n = images.shape[0]
+    tick = _Ticker(progress, total=2 * n + 1)
+
+    subs = xp.empty_like(images)
+
+    def subtract_sky(i: int) -> None:
+        background, _ = box_background(images[i])
+        subs[i] = xp.where(bad[i], xp.nan, images[i] - background)
+        tick()
+
+    map_frames(subtract_sky, n, xp)
+    first, _ = stack_median(subs)
+    stars = measure_stars(first, mad_std(first))
+    sigma = np.array(map_frames(lambda i: _psf_sigma(subs[i], stars, psf_sigma_guess), n, xp))
+    scale = np.ones(n)
+    if stars.x.size >= 5:
+        radius = 2.0 * 2.3548 * float(np.max(sigma))
+        ref_flux = _aperture_flux(first, stars, radius)
+        scale = np.array(
+            map_frames(
+                lambda i: _flux_scale(_aperture_flux(subs[i], stars, radius), ref_flux), n, xp
+            )
+        )
+    scale = np.where(np.isfinite(scale) & (scale > 0.05), scale, 1.0)
+    scale = scale / scale[ref]
+    subs /= xp.asarray(scale, dtype=xp.float32)[:, None, None]
+    template, _ = stack_median(subs)
+    sigma_t = _psf_sigma(template, stars, float(np.median(sigma)))
+    tick()
+
+    star_flux = xp.maximum(xp.nan_to_num(template), 0.0)
+    # Residuals of a star reach out to its wings: scale them by the star's peak.
+    star_peak = ndi.maximum_filter(star_flux, size=2 * round(2 * sigma_t) + 1)
+    psi, phi = xp.empty_like(subs), xp.empty_like(subs)
+    noise = np.ones(n)
+
+    def filter_frame(i: int) -> None:
+        # Match PSFs by blurring whichever of frame and template is sharper.
+        blur = math.sqrt(abs(sigma[i] ** 2 - sigma_t**2))
+        if sigma[i] > sigma_t:
+            d = subs[i] - _blur(template, blur, xp)
+        else:
+            d = _blur(subs[i], blur, xp) - template
+            sigma[i] = sigma_t
+        subs[i] = d  # the scaled frame is not needed again: keep the difference
+        _, rms = box_background(d)
+        var = rms**2 + (STAR_RESIDUAL * star_peak) ** 2
+        if gain:
+            var += star_flux / (gain * scale[i])
+        ok = xp.isfinite(d) & (var > 0)
+        inv = xp.where(ok, 1.0 / xp.where(ok, var, 1.0), 0.0).astype(xp.float32)
+        s = float(sigma[i])
+        ps = ndi.gaussian_filter(xp.where(ok, d, 0.0) * inv, s, mode="constant", truncate=3.5)
+        ph = ndi.gaussian_filter(inv, s / math.sqrt(2), mode="constant", truncate=3.5)
+        ph /= 4 * math.pi * s * s
+        # Resampling and PSF matching correlate the noise; measure the true
+        # scatter of the SNR map and fold it into psi and phi so that SNR is
+        # in real sigma while the flux (psi / phi) is unchanged.
+        sub_ph = ph[::3, ::3]
+        deep = sub_ph > 0.5 * xp.median(sub_ph[sub_ph > 0])
+        c = mad_std(xp.where(deep, ps[::3, ::3] / xp.sqrt(xp.maximum(sub_ph, 1e-30)), xp.nan))
+        c = c if np.isfinite(c) and c > 0 else 1.0
+        psi[i] = ps / c**2
+        phi[i] = ph / c**2
+        noise[i] = c
+        tick()
+
+    map_frames(filter_frame, n, xp)
+    return Differences(
+        diff=subs,
+        psi=psi,
+        phi=phi,
+        template=template,
+        scale=scale,
+        psf_sigma=sigma,
+        noise=noise,
+    )

@@ -1,0 +1,102 @@
+"""Detector defects, found in each frame's own pixels before alignment.
+
+Hot pixels and bad columns are fixed on the detector, so once frames are
+dithered and aligned they hop about on the sky and can mimic a mover. They
+are found where they are still fixed: in the median of the frames in
+detector coordinates, where dithered stars are smooth and defects stay sharp.
+Saturated stars are masked with a margin, since their cores and wings leave
+residuals no template can subtract.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from .backend import get_ndimage, get_xp
+from .stats import MAD_TO_SIGMA, mad_std, stack_median
+from .types import Frame
+
+__all__ = ["defect_mask", "frame_masks", "saturation_mask"]
+
+
+def saturation_mask(image: object, level: float | None, xp: ModuleType, *, grow: int = 4) -> object:
+    """Pixels at or above ``level``, grown by ``grow`` pixels (empty when unknown)."""
+    if level is None:
+        return xp.zeros(image.shape, dtype=bool)
+    ndi = get_ndimage(xp)
+    sat = xp.nan_to_num(image, nan=0.0) >= level
+    if not bool(sat.any()):
+        return sat
+    return ndi.maximum_filter(sat.astype(xp.uint8), size=2 * grow + 1) > 0
+
+
+def defect_mask(
+    native: object, *, hot_sigma: float = 6.0, column_sigma: float = 5.0, block: int = 64
+) -> object:
+    """Hot pixels and bad (hot or cold) column segments from a native-pixel stack.
+
+    Parameters
+    ----------
+    native : array, shape (N, H, W), float32
+        Background-subtracted frames in their own (unaligned) pixels.
+    hot_sigma, column_sigma : float, keyword-only
+        Detection thresholds in robust sigma of the median image.
+    block : int, keyword-only
+        Length in rows of the column segments tested, so a column that goes
+        bad from a charge trap upward is caught without masking all of it.
+
+    Returns
+    -------
+    array of bool, shape (H, W)
+    """
+    xp = get_xp(native)
+    ndi = get_ndimage(xp)
+    med, _ = stack_median(native)
+    sigma = mad_std(med)
+    # Hot pixels: far above the mean of their 8 neighbours, which hold under a
+    # third of the peak (a star's core holds about half, even when sharp).
+    kernel = xp.ones((3, 3), dtype=xp.float32) / 8.0
+    kernel[1, 1] = 0.0
+    around = ndi.convolve(xp.nan_to_num(med), kernel, mode="nearest")
+    hot = ((med - around) > hot_sigma * sigma) & (around < 0.3 * med)
+    # Bad columns: the median of each column segment, compared with its row of segments.
+    h, w = med.shape
+    ny = -(-h // block)
+    padded = xp.full((ny * block, w), xp.nan, dtype=xp.float32)
+    padded[:h] = med
+    seg, _ = stack_median(padded.reshape(ny, block, w).transpose(1, 0, 2))
+    seg_sigma = MAD_TO_SIGMA * xp.nanmedian(xp.abs(seg - xp.nanmedian(seg, axis=1, keepdims=True)))
+    bad_seg = xp.abs(seg - xp.nanmedian(seg, axis=1, keepdims=True)) > column_sigma * max(
+        float(seg_sigma), sigma / block**0.5
+    )
+    columns = xp.repeat(bad_seg, block, axis=0)[:h]
+    columns = ndi.binary_dilation(columns, structure=xp.ones((1, 3), dtype=bool))
+    return hot | columns
+
+
+def frame_masks(frames: list[Frame], native: list[object], xp: ModuleType) -> list[object]:
+    """Per-frame bad-pixel masks in each frame's own pixels.
+
+    Combines no-data pixels, the file's own data-quality mask, saturated
+    stars, and (when all frames come from one detector) hot pixels and bad
+    columns.
+
+    Parameters
+    ----------
+    frames : list of Frame
+    native : list of arrays, shape (H, W)
+        Each frame's background-subtracted image in its own pixels.
+    xp : module
+    """
+    masks = []
+    for frame, image in zip(frames, native, strict=True):
+        bad = ~xp.isfinite(image) | saturation_mask(xp.asarray(frame.data), frame.saturation, xp)
+        if frame.bad is not None:
+            bad |= xp.asarray(frame.bad, dtype=bool)
+        masks.append(bad)
+    if len({f.shape for f in frames}) == 1 and len(frames) >= 3:
+        defects = defect_mask(
+            xp.stack([xp.where(b, xp.nan, im) for b, im in zip(masks, native, strict=True)])
+        )
+        masks = [m | defects for m in masks]
+    return masks

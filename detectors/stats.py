@@ -1,0 +1,127 @@
+"""Robust statistics on images and image stacks, written once for NumPy and CuPy.
+
+``xp.nanmedian`` over a stack is slow on NumPy (it loops in Python over
+pixels with NaN); sorting along the stack axis, where NaN sorts last, gives
+the same answer about ten times faster and runs unchanged on CuPy.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from .backend import get_ndimage, get_xp
+
+__all__ = ["box_background", "mad_std", "stack_median"]
+
+MAD_TO_SIGMA = 1.4826
+
+
+def stack_median(stack: object) -> tuple[object, object]:
+    """Median over axis 0 of an (N, H, W) stack, ignoring NaN.
+
+    Returns
+    -------
+    median : array, shape (H, W)
+        NaN where no frame has data.
+    count : array of int, shape (H, W)
+        Number of frames with data at each pixel.
+    """
+    xp = get_xp(stack)
+    ordered = xp.sort(stack, axis=0)
+    count = xp.sum(xp.isfinite(stack), axis=0)
+    lo = xp.clip((count - 1) // 2, 0, None)[None]
+    hi = xp.clip(count // 2, 0, None)[None]
+    med = 0.5 * (
+        xp.take_along_axis(ordered, lo, axis=0)[0] + xp.take_along_axis(ordered, hi, axis=0)[0]
+    )
+    return xp.where(count > 0, med, xp.nan).astype(xp.float32), count
+
+
+def mad_std(values: object) -> float:
+    """Robust standard deviation (1.4826 x median absolute deviation) of finite values."""
+    xp = get_xp(values)
+    v = values[xp.isfinite(values)]
+    if v.size == 0:
+        return float("nan")
+    return float(MAD_TO_SIGMA * xp.median(xp.abs(v - xp.median(v))))
+
+
+def _coarse(image: object, box: int, xp: ModuleType) -> tuple[object, object]:
+    """Median and robust sigma of each ``box`` x ``box`` cell (NaN ignored).
+
+    Every other pixel of a cell in each direction is enough for a robust
+    median and four times cheaper to sort.
+    """
+    h, w = image.shape
+    ny, nx = -(-h // box), -(-w // box)
+    padded = xp.full((ny * box, nx * box), xp.nan, dtype=xp.float32)
+    padded[:h, :w] = image
+    half = box // 2
+    cells = padded[::2, ::2].reshape(ny, half, nx, half).transpose(1, 3, 0, 2)
+    cells = cells.reshape(half * half, ny, nx)
+    med, _ = stack_median(cells)
+    dev, _ = stack_median(xp.abs(cells - med[None]))
+    # Clip once at 3 sigma so stars and cosmic rays in a cell do not bias it.
+    sig = MAD_TO_SIGMA * dev
+    clipped = xp.where(xp.abs(cells - med[None]) > 3 * sig[None], xp.nan, cells)
+    med, count = stack_median(clipped)
+    dev, _ = stack_median(xp.abs(clipped - med[None]))
+    sparse = count < 0.3 * half * half
+    med = xp.where(sparse, xp.nan, med)
+    sig = xp.where(sparse, xp.nan, MAD_TO_SIGMA * dev)
+    return med, sig
+
+
+def _fill_nan(coarse: object, xp: ModuleType) -> object:
+    """Replace NaN cells by the median of the good cells (rare: blank regions)."""
+    good = xp.isfinite(coarse)
+    if bool(good.all()):
+        return coarse
+    fill = xp.median(coarse[good]) if bool(good.any()) else 0.0
+    return xp.where(good, coarse, fill)
+
+
+def _interp_matrix(n: int, cells: int, box: int, xp: ModuleType) -> object:
+    """(n, cells) weights that linearly interpolate cell centres to every pixel."""
+    pos = np.clip((np.arange(n) + 0.5) / box - 0.5, 0, cells - 1)
+    lo = np.minimum(np.floor(pos).astype(int), max(cells - 2, 0))
+    frac = pos - lo
+    m = np.zeros((n, cells), dtype=np.float32)
+    m[np.arange(n), lo] = 1 - frac
+    if cells > 1:
+        m[np.arange(n), lo + 1] += frac
+    return xp.asarray(m)
+
+
+def box_background(image: object, *, box: int = 64) -> tuple[object, object]:
+    """Smooth background and noise maps, as SExtractor and sep build them.
+
+    The image is cut into ``box``-pixel cells; each cell's sigma-clipped
+    median and robust sigma are median-filtered over 3x3 cells and
+    interpolated bilinearly back to full resolution (as two small matrix
+    products, which is far cheaper than a general resampling).
+
+    Parameters
+    ----------
+    image : array, shape (H, W), float32
+        NaN where no data.
+    box : int, keyword-only
+        Cell size in pixels (even); larger than a star, smaller than sky gradients.
+
+    Returns
+    -------
+    background, rms : arrays, shape (H, W), float32
+    """
+    xp = get_xp(image)
+    ndi = get_ndimage(xp)
+    med, sig = _coarse(image, box, xp)
+    h, w = image.shape
+    wy = _interp_matrix(h, med.shape[0], box, xp)
+    wx = _interp_matrix(w, med.shape[1], box, xp)
+    out = []
+    for coarse in (med, sig):
+        smooth = ndi.median_filter(_fill_nan(coarse, xp), size=3, mode="nearest")
+        out.append((wy @ smooth.astype(xp.float32) @ wx.T).astype(xp.float32))
+    return out[0], out[1]
