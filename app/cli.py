@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from astropy.utils.exceptions import AstropyWarning
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -104,7 +106,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         )
         for name, reason in loaded.skipped:
             err_console.print(f"[yellow]skipped[/] {name}: {reason}")
-        io.check_frames(loaded.frames)
+        io.check_frames(loaded.frames, skipped=loaded.skipped)
         result = find_moving_objects(
             loaded.frames,
             config=config,
@@ -114,7 +116,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     contract = report.tracks_to_contract(result.tracks, frames=result.frames, run=result.run)
     io.write_json(args.out, contract)
     if args.mpc:
-        io.write_text(args.mpc, report.mpc_report(result.tracks, frames=result.frames))
+        mpc = report.mpc_report(
+            result.tracks, frames=result.frames, observatory_code=args.observatory
+        )
+        io.write_text(args.mpc, mpc)
     if show:
         console = Console(stderr=True)
         _summary(result.tracks, console)
@@ -160,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--out", required=True, type=Path, help="tracks JSON (the tracks contract)")
     d.add_argument("--mpc", type=Path, help="also write an MPC 1992 80-column report here")
+    d.add_argument(
+        "--observatory",
+        default="500",
+        help="MPC observatory code for the report when the headers give none (500)",
+    )
     d.add_argument("--rate-min", type=float, default=1.0, help="slowest motion, arcsec/h (1)")
     d.add_argument("--rate-max", type=float, default=150.0, help="fastest motion, arcsec/h (150)")
     d.add_argument("--threshold", type=float, default=4.0, help="per-frame detection SNR (4)")
@@ -189,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.simplefilter("ignore", category=AstropyWarning)  # header nits; real problems raise
+    warnings.filterwarnings("ignore", message="skipped ")  # printed once by the command itself
     try:
         return args.func(args)
     except InputError as exc:

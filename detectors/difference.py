@@ -212,7 +212,10 @@ def difference_frames(
     scale = np.where(np.isfinite(scale) & (scale > 0.05), scale, 1.0)
     scale = scale / scale[ref]
     subs /= xp.asarray(scale, dtype=xp.float32)[:, None, None]
-    template, _ = stack_median(subs)
+    template, count = stack_median(subs)
+    # A template made of one or two frames still holds the mover (and the
+    # frame's own noise): only trust pixels covered by enough frames.
+    template = xp.where(count >= min(3, n), template, xp.nan)
     sigma_t = _psf_sigma(template, stars, float(np.median(sigma)))
     tick()
 

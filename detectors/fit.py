@@ -24,6 +24,10 @@ from .types import Candidates, Track
 
 __all__ = ["FitSettings", "fit_tracks", "motion_fit"]
 
+#: Centroid error that no SNR removes (PSF model, resampling, WCS), pixels;
+#: added in quadrature so bright objects do not claim milliarcsecond errors.
+CENTROID_FLOOR_PX = 0.03
+
 
 @dataclass(frozen=True, kw_only=True)
 class FitSettings:
@@ -127,7 +131,9 @@ def _measure(track_xy: np.ndarray, diffs: Differences) -> dict[str, np.ndarray]:
             continue
         snr = psi[k] / math.sqrt(phi[k])
         out["x"][k], out["y"][k], out["flux"][k], out["snr"][k] = *fit, snr
-        out["err"][k] = math.sqrt(2) * diffs.psf_sigma[k] / max(snr, 1e-3)
+        out["err"][k] = math.hypot(
+            math.sqrt(2) * diffs.psf_sigma[k] / max(snr, 1e-3), CENTROID_FLOOR_PX
+        )
     return out
 
 

@@ -75,12 +75,14 @@ def _coarse(image: object, box: int, xp: ModuleType) -> tuple[object, object]:
 
 
 def _fill_nan(coarse: object, xp: ModuleType) -> object:
-    """Replace NaN cells by the median of the good cells (rare: blank regions)."""
+    """Give NaN cells (blank regions) the value of the nearest good cell."""
     good = xp.isfinite(coarse)
-    if bool(good.all()):
-        return coarse
-    fill = xp.median(coarse[good]) if bool(good.any()) else 0.0
-    return xp.where(good, coarse, fill)
+    if bool(good.all()) or not bool(good.any()):
+        return xp.nan_to_num(coarse)
+    nearest = get_ndimage(xp).distance_transform_edt(
+        ~good, return_distances=False, return_indices=True
+    )
+    return coarse[tuple(nearest)]
 
 
 def _interp_matrix(n: int, cells: int, box: int, xp: ModuleType) -> object:
