@@ -42,7 +42,7 @@ def test_static_stars_cancel_and_snr_map_is_unit_normal(sequence, xp):
 
 def test_mover_found_in_every_frame_at_the_right_place(sequence, xp):
     frames, truth = sequence
-    _, diffs = _differences(frames, xp)
+    aligned, diffs = _differences(frames, xp)
     cands = find_candidates(diffs, threshold=5.0)
     ref = frames[aligned.ref].wcs
     base = tan_wcs(frames[0].shape)
