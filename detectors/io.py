@@ -43,6 +43,7 @@ __all__ = [
     "load_frame",
     "load_frames",
     "write_fits",
+    "write_simulated_field",
     "write_json",
     "write_text",
 ]
@@ -819,6 +820,25 @@ def write_fits(path: str | os.PathLike, data: np.ndarray, header: fits.Header) -
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON."""
     return _atomic_write(Path(path), lambda tmp: tmp.write_text(json.dumps(obj, indent=1) + "\n"))
+
+
+def write_simulated_field(field: Any, outdir: str | os.PathLike) -> tuple[Path, Path]:
+    """Write a :class:`detectors.simulate.SimulatedField` as a user would get it.
+
+    Frames go to ``OUTDIR/frames/`` and the truth to ``OUTDIR/truth.json``,
+    beside the frames rather than among them, so that searching the frames
+    folder never reads the answer.
+
+    Returns
+    -------
+    frames_dir, truth_path : Path
+    """
+    outdir = Path(outdir)
+    frames_dir = outdir / "frames"
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    for name, data, header in field.frames:
+        write_fits(frames_dir / name, data, header)
+    return frames_dir, write_json(outdir / "truth.json", field.truth)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
