@@ -32,6 +32,7 @@ STAGE_LABELS = {
     "detect": "Detecting",
     "link": "Linking",
     "fit": "Fitting tracks",
+    "slow": "Slow movers",
 }
 
 err_console = Console(stderr=True)
@@ -172,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--rate-min", type=float, default=1.0, help="slowest motion, arcsec/h (1)")
     d.add_argument("--rate-max", type=float, default=150.0, help="fastest motion, arcsec/h (150)")
-    d.add_argument("--threshold", type=float, default=4.0, help="per-frame detection SNR (4)")
+    d.add_argument("--threshold", type=float, default=3.5, help="per-frame detection SNR (3.5)")
     d.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     d.add_argument("--no-faint", action="store_true", help="skip the faint shift-and-stack search")
     d.add_argument("--bias", type=Path, help="master bias FITS to subtract")

@@ -34,7 +34,7 @@ class SearchConfig:
 
     rate_min: float = 1.0
     rate_max: float = 150.0
-    threshold: float = 4.0
+    threshold: float = 3.5
     min_detections: int | None = None
     link_radius: float = 1.5
     min_stacked_snr: float = 7.0

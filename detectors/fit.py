@@ -11,22 +11,19 @@ cosmic ray plus noise) means rejected. Duplicates of one object are merged.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from astropy.wcs import WCS
-from astropy.wcs.utils import proj_plane_pixel_scales
 
 from .backend import to_numpy
 from .difference import Differences
 from .stack import sample_stack
+from .tracks import CENTROID_FLOOR_PX, build_track, model_positions
 from .types import Candidates, Track
 
 __all__ = ["FitSettings", "fit_tracks", "motion_fit"]
-
-#: Centroid error that no SNR removes (PSF model, resampling, WCS), pixels;
-#: added in quadrature so bright objects do not claim milliarcsecond errors.
-CENTROID_FLOOR_PX = 0.03
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,20 +78,18 @@ def motion_fit(
 
 
 def _psf_fit(
-    diff: np.ndarray, x0: float, y0: float, sigma: float
+    stamp: np.ndarray, x: float, y: float, sigma: float
 ) -> tuple[float, float, float] | None:
-    """Least-squares Gaussian fit of position and flux on a small stamp."""
-    r = max(3, math.ceil(2.5 * sigma))
-    xi, yi = round(x0), round(y0)
-    h, w = diff.shape
-    if not (r <= xi < w - r and r <= yi < h - r):
-        return None
-    stamp = diff[yi - r : yi + r + 1, xi - r : xi + r + 1]
+    """Least-squares Gaussian fit of position and flux on a square stamp.
+
+    ``x, y`` start the fit, relative to the stamp's centre pixel; the result
+    is in the same coordinates, with the flux.
+    """
+    r = stamp.shape[0] // 2
     good = np.isfinite(stamp)
     if good.mean() < 0.8:
         return None
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1].astype(float)
-    x, y = x0 - xi, y0 - yi
     for _ in range(8):
         g = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2)) / (2 * math.pi * sigma**2)
         flux = float(np.sum(stamp[good] * g[good]) / np.sum(g[good] ** 2))
@@ -114,23 +109,52 @@ def _psf_fit(
             break
     if abs(x) > r or abs(y) > r:
         return None
-    return xi + x, yi + y, flux
+    return x, y, flux
+
+
+def _stamp_cube(diffs: Differences, xi: int, yi: int, r: int) -> np.ndarray | None:
+    """The (N, 2r+1, 2r+1) difference-image stamps of every frame around one pixel."""
+    _, h, w = diffs.diff.shape
+    if not (r <= xi < w - r and r <= yi < h - r):
+        return None
+    return to_numpy(diffs.diff[:, yi - r : yi + r + 1, xi - r : xi + r + 1])
 
 
 def _measure(track_xy: np.ndarray, diffs: Differences) -> dict[str, np.ndarray]:
-    """Per-frame PSF fits at predicted positions, and the stack samples there."""
+    """Per-frame PSF fits at predicted positions, and the stack samples there.
+
+    A slow object leaves part of itself in the median template, which biases
+    its difference-image centroid away from its mean position. The part the
+    template kept is visible in the frames where the object is elsewhere, so
+    their median stamp at this place is added back before the fit.
+    """
     n = track_xy.shape[0]
     psi, phi = sample_stack(diffs.psi, diffs.phi, track_xy[:, 1], track_xy[:, 0])
     out = {k: np.full(n, np.nan) for k in ("x", "y", "flux", "snr", "err")}
     out["psi"], out["phi"] = psi, phi
+    r = max(3, math.ceil(2.5 * float(np.max(diffs.psf_sigma))))
+    fwhm = 2.3548 * float(np.median(diffs.psf_sigma))
     for k in range(n):
-        if not phi[k] > 0:
+        xi, yi = round(float(track_xy[k, 0])), round(float(track_xy[k, 1]))
+        cube = _stamp_cube(diffs, xi, yi, r) if phi[k] > 0 else None
+        if cube is None:
             continue
-        fit = _psf_fit(to_numpy(diffs.diff[k]), *track_xy[k], float(diffs.psf_sigma[k]))
+        far = np.hypot(*(track_xy - track_xy[k]).T) > 2 * fwhm
+        stamp = cube[k]
+        if far.sum() >= 2:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+                stamp = stamp - np.nanmedian(cube[far], axis=0)
+        fit = _psf_fit(stamp, track_xy[k, 0] - xi, track_xy[k, 1] - yi, float(diffs.psf_sigma[k]))
         if fit is None:
             continue
         snr = psi[k] / math.sqrt(phi[k])
-        out["x"][k], out["y"][k], out["flux"][k], out["snr"][k] = *fit, snr
+        out["x"][k], out["y"][k], out["flux"][k], out["snr"][k] = (
+            xi + fit[0],
+            yi + fit[1],
+            fit[2],
+            snr,
+        )
         out["err"][k] = math.hypot(
             math.sqrt(2) * diffs.psf_sigma[k] / max(snr, 1e-3), CENTROID_FLOOR_PX
         )
@@ -142,6 +166,16 @@ def _usable(m: dict[str, np.ndarray], pred: np.ndarray, cfg: FitSettings) -> np.
     miss = np.hypot(m["x"] - pred[:, 0], m["y"] - pred[:, 1])
     with np.errstate(invalid="ignore"):
         return (m["snr"] >= cfg.min_frame_snr) & (miss < 3 * m["err"] + 0.7)
+
+
+def _unspoiled(psi: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """Frames with data whose SNR is not far above the rest (a cosmic ray or
+    streak on the path), so one bad frame neither makes nor breaks a track."""
+    has = phi > 0
+    if has.sum() < 3:
+        return has
+    snr = np.where(has, psi / np.sqrt(np.where(has, phi, 1.0)), np.nan)
+    return has & (snr < np.nanmedian(snr) + 5.0 + 0.5 * abs(np.nanmedian(snr)))
 
 
 def _evaluate(
@@ -161,7 +195,7 @@ def _evaluate(
         ok[np.flatnonzero(ok)[~inl]] = False
     pred = np.c_[px[0] + px[1] * (mjd - t0), py[0] + py[1] * (mjd - t0)]
     m = _measure(pred, diffs)
-    has = m["phi"] > 0
+    has = _unspoiled(m["psi"], m["phi"])
     stacked = float(np.sum(m["psi"][has]) / math.sqrt(np.sum(m["phi"][has])))
     share = (
         float(np.max(m["psi"][has]) / np.sum(m["psi"][has])) if np.sum(m["psi"][has]) > 0 else 1.0
@@ -176,16 +210,6 @@ def _evaluate(
     ):
         return None
     return {"m": m, "ok": ok, "pred": pred, "stacked": stacked, "vel": (px[1], py[1])}
-
-
-def _merge(found: list[dict], fwhm: float) -> list[dict]:
-    """Keep the strongest of tracks whose predicted paths coincide."""
-    found = sorted(found, key=lambda f: -f["stacked"])
-    kept: list[dict] = []
-    for f in found:
-        if all(np.median(np.hypot(*(f["pred"] - k["pred"]).T)) > 2 * fwhm for k in kept):
-            kept.append(f)
-    return kept
 
 
 def fit_tracks(
@@ -229,41 +253,24 @@ def fit_tracks(
             found.append(result)
         if progress:
             progress(i + 1, len(tracklets))
-    fwhm = 2.3548 * float(np.median(diffs.psf_sigma))
-    scale = proj_plane_pixel_scales(wcs) * 3600.0  # arcsec per pixel, (x, y)
     tracks = []
-    for f in _merge(found, fwhm):
+    for f in found:
         ok, m = f["ok"], f["m"]
         frames = np.flatnonzero(ok)
-        ra, dec = wcs.pixel_to_world_values(m["x"][ok], m["y"][ok])
-        # Rate and direction from the fitted path's two ends, on the sky.
-        ends = f["pred"][[0, -1]]
-        (ra0, ra1), (de0, de1) = wcs.pixel_to_world_values(ends[:, 0], ends[:, 1])
-        dx = (ra1 - ra0) * math.cos(math.radians(0.5 * (de0 + de1))) * 3600.0
-        dy = (de1 - de0) * 3600.0
-        hours = (mjd[-1] - mjd[0]) * 24.0
-        flux = m["flux"][ok]
-        mag = np.full(flux.size, np.nan)
-        if zero_point is not None:
-            mag = np.where(flux > 0, zero_point - 2.5 * np.log10(np.maximum(flux, 1e-30)), np.nan)
+        x, y, err = model_positions(mjd[ok] - np.mean(mjd), m["x"][ok], m["y"][ok], m["err"][ok])
         tracks.append(
-            Track(
-                frames=frames,
-                mjd=mjd[ok],
-                y=m["y"][ok],
-                x=m["x"][ok],
-                ra=np.asarray(ra) % 360.0,
-                dec=np.asarray(dec),
-                ra_err_arcsec=m["err"][ok] * scale[0],
-                dec_err_arcsec=m["err"][ok] * scale[1],
-                flux=flux,
+            build_track(
+                frames,
+                mjd,
+                x,
+                y,
+                err,
+                flux=m["flux"][ok],
                 snr=m["snr"][ok],
-                mag=mag,
-                rate_arcsec_per_hour=math.hypot(dx, dy) / hours if hours > 0 else 0.0,
-                position_angle_deg=math.degrees(math.atan2(dx, dy)) % 360.0,
                 stacked_snr=f["stacked"],
+                wcs=wcs,
+                zero_point=zero_point,
+                origin="fast",
             )
         )
-    for k, track in enumerate(tracks):
-        track.id = f"AH{k + 1:05d}"
     return tracks

@@ -43,8 +43,8 @@ __all__ = [
     "load_frame",
     "load_frames",
     "write_fits",
-    "write_simulated_field",
     "write_json",
+    "write_simulated_field",
     "write_text",
 ]
 

@@ -26,6 +26,8 @@ from .difference import Differences, difference_frames
 from .fit import FitSettings, fit_tracks
 from .link import link_candidates
 from .masks import frame_masks
+from .slow import find_slow_movers
+from .tracks import build_track, merge_tracks
 from .types import Candidates, Frame, Track
 
 __all__ = ["Progress", "SearchResult", "find_moving_objects"]
@@ -134,6 +136,27 @@ def find_moving_objects(
             zero_point=ref.zero_point,
             progress=tick,
         )
+    with stage("slow") as tick:
+        for mover in find_slow_movers(
+            diffs, mjd, rate_min=settings.rate_min, rate_max=settings.rate_max, progress=tick
+        ):
+            tracks.append(
+                build_track(
+                    mover["frames"],
+                    mjd,
+                    mover["x"],
+                    mover["y"],
+                    mover["err"],
+                    flux=mover["flux"],
+                    snr=mover["snr"],
+                    stacked_snr=mover["stacked"],
+                    wcs=aligned.wcs,
+                    zero_point=ref.zero_point,
+                    origin="slow",
+                )
+            )
+        fwhm = 2.3548 * float(np.median(diffs.psf_sigma))
+        tracks = merge_tracks(tracks, radius=2 * fwhm)
     timings["total"] = timings.get("load", 0.0) + time.perf_counter() - started
     run = {
         "version": __version__,
