@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from . import __version__
@@ -30,10 +31,54 @@ from .slow import find_slow_movers
 from .tracks import build_track, merge_tracks
 from .types import Candidates, Frame, Track
 
-__all__ = ["Progress", "SearchResult", "find_moving_objects"]
+__all__ = [
+    "FastResult",
+    "Progress",
+    "SearchResult",
+    "detailed_detect",
+    "fast_detect",
+    "find_moving_objects",
+    "run_info",
+]
 
 #: ``progress(stage, done, total)``: called as each stage advances.
 Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class FastResult:
+    """What the fast detector hands to the detailed detector.
+
+    Attributes
+    ----------
+    mjd : ndarray, shape (N,)
+        Mid-exposure UTC MJD of each frame.
+    wcs : WCS
+        Celestial WCS of the common pixel grid.
+    ref : int
+        Index of the reference frame.
+    zero_point : float or None
+        Magnitude of 1 ADU in the reference frame.
+    differences : Differences
+    candidates : Candidates
+    tracklets : list of int arrays
+    timings : dict
+        Seconds per stage so far.
+    """
+
+    mjd: np.ndarray
+    wcs: WCS
+    ref: int
+    zero_point: float | None
+    differences: Differences
+    candidates: Candidates
+    tracklets: list[np.ndarray]
+    timings: dict[str, float]
+
+    @property
+    def pixels_per_day(self) -> float:
+        """Pixels per day of one arcsec per hour on this grid."""
+        return 24.0 / (float(np.mean(proj_plane_pixel_scales(self.wcs))) * 3600.0)
 
 
 @dataclass
@@ -49,6 +94,169 @@ class SearchResult:
 
 def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class _Stages:
+    """Times each stage (synchronising a GPU first) and forwards its progress."""
+
+    def __init__(self, xp, progress: Progress | None, timings: dict[str, float]) -> None:
+        self.xp, self.progress, self.timings = xp, progress, timings
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[Callable[[int, int], None]]:
+        t = time.perf_counter()
+        yield lambda done, total: self.progress and self.progress(name, done, total)
+        if self.xp is not np:
+            self.xp.cuda.Stream.null.synchronize()
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t
+
+
+def fast_detect(
+    frames: list[Frame],
+    *,
+    config: SearchConfig,
+    progress: Progress | None = None,
+    timings: dict[str, float] | None = None,
+) -> FastResult:
+    """The fast detector: align, difference, detect and link (CPU or GPU).
+
+    Parameters
+    ----------
+    frames : list of Frame
+        At least 3 time-ordered frames of one field.
+    config : SearchConfig, keyword-only
+    progress : callable, keyword-only
+        ``progress(stage, done, total)``.
+    timings : dict, keyword-only
+        Seconds already spent, carried along.
+
+    Returns
+    -------
+    FastResult
+    """
+    xp = get_xp(device=config.device)
+    timings = dict(timings or {})
+    stage = _Stages(xp, progress, timings)
+    mjd = np.array([f.mjd for f in frames])
+    with stage("align") as tick:
+        native = []
+        for f in frames:
+            image = xp.asarray(f.data, dtype=xp.float32)
+            sky = xp.median(image[::4, ::4][xp.isfinite(image[::4, ::4])])
+            native.append(image - sky)
+        aligned = align_frames(frames, frame_masks(frames, native, xp), xp, progress=tick)
+        del native
+    ref_index = aligned.ref
+    ref = frames[ref_index]
+    with stage("difference") as tick:
+        diffs = difference_frames(
+            aligned.images, aligned.bad, ref=aligned.ref, gain=ref.gain, progress=tick
+        )
+        del aligned
+    with stage("detect") as tick:
+        cands = find_candidates(diffs, threshold=config.threshold, progress=tick)
+    result = FastResult(
+        mjd=mjd,
+        wcs=ref.wcs.celestial,
+        ref=ref_index,
+        zero_point=ref.zero_point,
+        differences=diffs,
+        candidates=cands,
+        tracklets=[],
+        timings=timings,
+    )
+    per_day = result.pixels_per_day
+    with stage("link") as tick:
+        result.tracklets = link_candidates(
+            cands,
+            mjd,
+            rate_min=config.rate_min * per_day,
+            rate_max=config.rate_max * per_day,
+            radius=config.link_radius,
+            min_detections=config.min_detections,
+        )
+        tick(1, 1)
+    return result
+
+
+def detailed_detect(
+    fast: FastResult, *, config: SearchConfig, progress: Progress | None = None
+) -> list[Track]:
+    """The detailed detector (CPU): verify and measure tracklets, add slow movers.
+
+    Parameters
+    ----------
+    fast : FastResult
+        Output of :func:`fast_detect`; its ``timings`` gain ``fit`` and ``slow``.
+    config : SearchConfig, keyword-only
+    progress : callable, keyword-only
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    list of Track
+        Strongest first, duplicates merged; empty when nothing moves.
+    """
+    xp = get_xp(fast.differences.psi)
+    stage = _Stages(xp, progress, fast.timings)
+    per_day = fast.pixels_per_day
+    settings = FitSettings(
+        rate_min=config.rate_min * per_day,
+        rate_max=config.rate_max * per_day,
+        min_stacked_snr=config.min_stacked_snr,
+    )
+    diffs = fast.differences
+    with stage("fit") as tick:
+        tracks = fit_tracks(
+            fast.tracklets,
+            fast.candidates,
+            fast.mjd,
+            diffs,
+            fast.wcs,
+            settings=settings,
+            zero_point=fast.zero_point,
+            progress=tick,
+        )
+    with stage("slow") as tick:
+        for mover in find_slow_movers(
+            diffs, fast.mjd, rate_min=settings.rate_min, rate_max=settings.rate_max, progress=tick
+        ):
+            tracks.append(
+                build_track(
+                    mover["frames"],
+                    fast.mjd,
+                    mover["x"],
+                    mover["y"],
+                    mover["err"],
+                    flux=mover["flux"],
+                    snr=mover["snr"],
+                    stacked_snr=mover["stacked"],
+                    wcs=fast.wcs,
+                    zero_point=fast.zero_point,
+                    origin="slow",
+                )
+            )
+        fwhm = 2.3548 * float(np.median(diffs.psf_sigma))
+        tracks = merge_tracks(tracks, radius=2 * fwhm)
+    return tracks
+
+
+def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dict:
+    """The output's ``run`` block: version, device, options, timings, memory."""
+    timings = dict(fast.timings)
+    timings["total"] = sum(v for k, v in timings.items() if k != "total")
+    return {
+        "version": __version__,
+        "device": device_name(get_xp(fast.differences.psi)),
+        "options": config.as_dict(),
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        "peak_memory_mb": round(_peak_memory_mb(), 1),
+        "reference_frame": frames[fast.ref].name,
+        "pixel_scale_arcsec": round(24.0 / fast.pixels_per_day, 4),
+        "psf_fwhm_px": [round(2.3548 * float(s), 3) for s in fast.differences.psf_sigma],
+        "candidates": len(fast.candidates),
+        "tracklets": len(fast.tracklets),
+    }
 
 
 def find_moving_objects(
@@ -79,101 +287,12 @@ def find_moving_objects(
         ``tracks`` is empty when nothing moves.
     """
     config = config or SearchConfig()
-    xp = get_xp(device=config.device)
-    timings = dict(timings or {})
-    started = time.perf_counter()
-
-    @contextmanager
-    def stage(name: str):
-        t = time.perf_counter()
-        yield lambda done, total: progress and progress(name, done, total)
-        if xp is not np:
-            xp.cuda.Stream.null.synchronize()
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
-
-    mjd = np.array([f.mjd for f in frames])
-    with stage("align") as tick:
-        native = []
-        for f in frames:
-            image = xp.asarray(f.data, dtype=xp.float32)
-            sky = xp.median(image[::4, ::4][xp.isfinite(image[::4, ::4])])
-            native.append(image - sky)
-        aligned = align_frames(frames, frame_masks(frames, native, xp), xp, progress=tick)
-        del native
-    ref = frames[aligned.ref]
-    with stage("difference") as tick:
-        diffs = difference_frames(
-            aligned.images, aligned.bad, ref=aligned.ref, gain=ref.gain, progress=tick
-        )
-        del aligned.images
-    with stage("detect") as tick:
-        cands = find_candidates(diffs, threshold=config.threshold, progress=tick)
-    pixel_arcsec = float(np.mean(proj_plane_pixel_scales(aligned.wcs))) * 3600.0
-    per_day = 24.0 / pixel_arcsec  # arcsec/h -> px/day
-    with stage("link") as tick:
-        tracklets = link_candidates(
-            cands,
-            mjd,
-            rate_min=config.rate_min * per_day,
-            rate_max=config.rate_max * per_day,
-            radius=config.link_radius,
-            min_detections=config.min_detections,
-        )
-        tick(1, 1)
-    with stage("fit") as tick:
-        settings = FitSettings(
-            rate_min=config.rate_min * per_day,
-            rate_max=config.rate_max * per_day,
-            min_stacked_snr=config.min_stacked_snr,
-        )
-        tracks = fit_tracks(
-            tracklets,
-            cands,
-            mjd,
-            diffs,
-            aligned.wcs,
-            settings=settings,
-            zero_point=ref.zero_point,
-            progress=tick,
-        )
-    with stage("slow") as tick:
-        for mover in find_slow_movers(
-            diffs, mjd, rate_min=settings.rate_min, rate_max=settings.rate_max, progress=tick
-        ):
-            tracks.append(
-                build_track(
-                    mover["frames"],
-                    mjd,
-                    mover["x"],
-                    mover["y"],
-                    mover["err"],
-                    flux=mover["flux"],
-                    snr=mover["snr"],
-                    stacked_snr=mover["stacked"],
-                    wcs=aligned.wcs,
-                    zero_point=ref.zero_point,
-                    origin="slow",
-                )
-            )
-        fwhm = 2.3548 * float(np.median(diffs.psf_sigma))
-        tracks = merge_tracks(tracks, radius=2 * fwhm)
-    timings["total"] = timings.get("load", 0.0) + time.perf_counter() - started
-    run = {
-        "version": __version__,
-        "device": device_name(xp),
-        "options": config.as_dict(),
-        "timings_s": {k: round(v, 4) for k, v in timings.items()},
-        "peak_memory_mb": round(_peak_memory_mb(), 1),
-        "reference_frame": ref.name,
-        "pixel_scale_arcsec": round(pixel_arcsec, 4),
-        "psf_fwhm_px": [round(2.3548 * float(s), 3) for s in diffs.psf_sigma],
-        "candidates": len(cands),
-        "tracklets": len(tracklets),
-    }
+    fast = fast_detect(frames, config=config, progress=progress, timings=timings)
+    tracks = detailed_detect(fast, config=config, progress=progress)
     return SearchResult(
         frames=frames,
         tracks=tracks,
-        candidates=cands,
-        run=run,
-        differences=diffs if keep_differences else None,
+        candidates=fast.candidates,
+        run=run_info(fast, frames, config),
+        differences=fast.differences if keep_differences else None,
     )
