@@ -106,7 +106,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             progress=lambda done, total: progress("load", done, total),
         )
         for name, reason in loaded.skipped:
-            err_console.print(f"[yellow]skipped[/] {name}: {reason}")
+            print(f"skipped {name}: {reason}", file=sys.stderr)
         io.check_frames(loaded.frames, skipped=loaded.skipped)
         result = find_moving_objects(
             loaded.frames,
@@ -204,11 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="skipped ")  # printed once by the command itself
     try:
         return args.func(args)
-    except InputError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        return 2
-    except RuntimeError as exc:  # e.g. --device gpu without a GPU
-        err_console.print(f"[bold red]error:[/] {exc}")
+    except (InputError, RuntimeError) as exc:  # RuntimeError: e.g. --device gpu without a GPU
+        # Plain text: a file name is never read as markup, and a log gets one line per error.
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
 

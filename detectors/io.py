@@ -1,9 +1,10 @@
 """Everything that touches files: FITS frames in, tracks and reports out.
 
-Readers turn one FITS file into a `Frame` whatever the header dialect: the
-time is normalised to UTC MJD at mid-exposure, the WCS is built from the raw
-header after repairing the quirks that make astropy silently build a wrong
-one, and every problem is an `InputError` that names the file and the fix.
+Readers turn one FITS file into a `Frame` whatever the file layout (single
+HDU, MEF, gzip, tile compression, data-quality extensions, calibration
+frames); what the header values mean (time, WCS, gain, ...) is decoded by
+`detectors.headers`. Every problem is an `InputError` that names the file and
+the fix.
 
 Writers go through a temporary name and an atomic rename, so a crash never
 leaves a half-written result where a user (or the next stage) would read it.
@@ -14,9 +15,7 @@ from __future__ import annotations
 import glob
 import gzip
 import json
-import math
 import os
-import re
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -26,12 +25,16 @@ from typing import Any, Literal, overload
 
 import numpy as np
 from astropy.io import fits
-from astropy.time import Time, TimeDelta
-from astropy.utils.exceptions import AstropyWarning
-from astropy.wcs import WCS
-from astropy.wcs.utils import proj_plane_pixel_scales
 
 from .errors import InputError
+from .headers import (
+    celestial_wcs,
+    check_wcs,
+    exposure_time,
+    instrument_values,
+    mid_exposure_mjd,
+    pixel_scaling,
+)
 from .types import Frame
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "load_frames",
     "write_fits",
     "write_json",
+    "write_png",
     "write_simulated_field",
     "write_text",
 ]
@@ -53,48 +57,10 @@ FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fit.gz")
 
 Calibration = np.ndarray | str | os.PathLike | None
 
-_MID_KEYS = ("MJD-AVG", "DATE-AVG", "MIDTIMJD")
-_START_TIME_KEYS = ("TIME-OBS", "UT", "UTSTART", "UTCSTART", "UTC-OBS")
-_TIME_KEYS_TRIED = (
-    "DATE-AVG, MJD-AVG, MIDTIMJD (mid-exposure); DATE-OBS with a time, MJD-OBS, JD-OBS, JD, "
-    f"or a date-only DATE-OBS plus {'/'.join(_START_TIME_KEYS)} (exposure start)"
-)
-_EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "XPOSURE", "ITIME")
-_GAIN_KEYS = ("GAIN", "EGAIN", "GAINEFF", "AGAIN_01", "CCDGAIN")
-_RDNOISE_KEYS = ("RDNOISE", "READNOIS", "RON", "ARDNS_01", "READNOISE")
-_SATURATION_KEYS = ("SATURATE", "SATLEVEL", "SATURATION", "MAXLIN")
-_ZP_KEYS = ("MAGZP", "MAGZPT", "PHOTZP", "ZP", "ZEROPT")
-_FILTER_KEYS = ("FILTER", "FILTNAME", "FILTER1")
-_OBSCODE_KEYS = ("MPCCODE", "OBSCODE", "SITECODE")
-#: Headroom below 65535 for unsigned 16-bit data without a saturation keyword.
-_UINT16_MARGIN = 500.0
-#: Frames closer in time than this (days) are taken to be the same exposure.
-_SAME_TIME_DAYS = 0.5 / 86400.0
-#: A WCS coarser than this (deg/pixel) is a default identity, not a solution.
-_MAX_PIXEL_SCALE_DEG = 0.5
-
-# WCS keywords some writers store as quoted strings, which astropy ignores.
-_NUMERIC_WCS_KEY = re.compile(
-    r"^(?:(?:CRVAL|CRPIX|CDELT|CROTA)\d+|(?:CD|PC|PV)\d+_\d+|(?:A|B|AP|BP)_(?:\d+_\d+|ORDER|DMAX)"
-    r"|EQUINOX|EPOCH|LONPOLE|LATPOLE)[A-Z]?$"
-)
 _AUX_EXTNAMES = {"DQ", "MASK", "BPM", "ERR", "VAR", "VARIANCE", "WHT", "WEIGHT", "SIGMA"}
 _MASK_EXTNAMES = ("DQ", "MASK")
-_PER_SECOND = re.compile(r"per\s*s(?:ec(?:ond)?)?\b|/\s*s(?:ec)?\b|\b1\s*s(?:ec)?\b", re.I)
-_TIME_SCALES = {
-    "UTC": "utc",
-    "UT": "utc",
-    "Z": "utc",
-    "TT": "tt",
-    "TDT": "tt",
-    "ET": "tt",
-    "TAI": "tai",
-    "IAT": "tai",
-    "TDB": "tdb",
-    "TCG": "tcg",
-    "TCB": "tcb",
-    "GPS": "tai",  # GPS = TAI - 19 s, corrected below
-}
+#: Frames closer in time than this (days) are taken to be the same exposure.
+_SAME_TIME_DAYS = 0.5 / 86400.0
 
 
 class SkippedFileWarning(UserWarning):
@@ -181,207 +147,6 @@ def expand_paths(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return list(out)
 
 
-# --------------------------------------------------------------------------- header values
-
-
-def _number(value: Any) -> float | None:
-    """A header value as a finite float (numbers stored as text included), else None."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str):
-        value = value.strip()
-        if not value:
-            return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _lookup(headers: Sequence[fits.Header], keys: Sequence[str]) -> tuple[str, Any, str] | None:
-    """First ``(key, value, comment)`` present in the image header, then the primary one."""
-    for header in headers:
-        for key in keys:
-            if key in header and header[key] is not None and str(header[key]).strip() != "":
-                return key, header[key], header.comments[key]
-    return None
-
-
-def _positive(headers: Sequence[fits.Header], keys: Sequence[str]) -> float | None:
-    for header in headers:
-        for key in keys:
-            number = _number(header.get(key))
-            if number is not None and number > 0:
-                return number
-    return None
-
-
-def _text(headers: Sequence[fits.Header], keys: Sequence[str]) -> str | None:
-    found = _lookup(headers, keys)
-    return None if found is None else str(found[1]).strip()
-
-
-# --------------------------------------------------------------------------- time
-
-
-def _clock_seconds(value: Any) -> float | None:
-    """Seconds after midnight from ``hh:mm:ss.s`` / ``hh mm ss`` text or decimal hours."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value) * 3600.0 if 0 <= value < 24 else None
-    parts = re.split(r"[:\s]+", str(value).strip())
-    try:
-        if len(parts) == 1:
-            hours = float(parts[0])
-            return hours * 3600.0 if 0 <= hours < 24 else None
-        h, m = int(parts[0]), int(parts[1])
-        s = float(parts[2]) if len(parts) > 2 else 0.0
-    except ValueError:
-        return None
-    if len(parts) > 3 or not (0 <= h < 24 and 0 <= m < 60 and 0 <= s < 61):
-        return None
-    return h * 3600.0 + m * 60.0 + s
-
-
-def _split_date(value: str) -> tuple[str, str]:
-    """``(YYYY-MM-DD, time part or "")`` from ISO text or the old ``DD/MM/YY`` form."""
-    text = value.strip()
-    old = re.fullmatch(r"(\d\d)/(\d\d)/(\d\d)", text)
-    if old:
-        day, month, year = old.groups()
-        return f"19{year}-{month}-{day}", ""
-    date, _, clock = text.replace(" ", "T", 1).partition("T")
-    return date, clock.rstrip("Z")
-
-
-def _to_utc_mjd(value: float | str, fmt: str, scale: str, timesys: str) -> float:
-    time = Time(value, format=fmt, scale=scale)
-    if timesys == "GPS":
-        time = time + TimeDelta(19.0, format="sec")
-    return float(time.utc.mjd)
-
-
-def _read_time(headers: Sequence[fits.Header], name: str, exptime: float) -> float:
-    """UTC MJD at mid-exposure from the raw header (never from astropy's WCS).
-
-    Mid-exposure keywords are used as they are; start times get half the
-    exposure added. A date-only DATE-OBS needs a separate start-time keyword.
-    """
-    timesys = (_text(headers, ("TIMESYS",)) or "UTC").upper()
-    if timesys not in _TIME_SCALES:
-        raise InputError(
-            f"{name}: TIMESYS = '{timesys}' is not a time scale AstroHunter can convert; "
-            f"use one of {', '.join(_TIME_SCALES)}."
-        )
-    scale = _TIME_SCALES[timesys]
-    half = exptime / 2.0 / 86400.0
-
-    def convert(value: float | str, fmt: str, key: str) -> float:
-        try:
-            return _to_utc_mjd(value, fmt, scale, timesys)
-        except ValueError as err:
-            raise InputError(f"{name}: cannot read {key} = {value!r} as a time ({err}).") from err
-
-    for key in _MID_KEYS:
-        found = _lookup(headers, (key,))
-        if found is None:
-            continue
-        value = found[1]
-        if key == "DATE-AVG":
-            return convert(str(value).strip().rstrip("Z"), "isot", key)
-        number = _number(value)
-        if number is not None:
-            return convert(number, "jd" if key == "MIDTIMJD" else "mjd", key)
-
-    date_obs = _text(headers, ("DATE-OBS",))
-    date, clock = _split_date(date_obs) if date_obs else ("", "")
-    start_key = _lookup(headers, _START_TIME_KEYS) if date else None
-    # A separate start time beats MJD-OBS (possibly a datfix midnight written
-    # back by some tool) and a DATE-OBS clock of exactly 00:00:00 (date only).
-    if date and clock and (start_key is None or _clock_seconds(clock) != 0.0):
-        return convert(f"{date}T{clock}", "isot", "DATE-OBS") + half
-    if start_key is not None:
-        seconds = _clock_seconds(start_key[1])
-        if seconds is None:
-            raise InputError(
-                f"{name}: cannot read {start_key[0]} = {start_key[1]!r} as a time of day "
-                "(expected hh:mm:ss.s or decimal hours)."
-            )
-        return convert(f"{date}T00:00:00", "isot", "DATE-OBS") + seconds / 86400.0 + half
-    for key, fmt in (("MJD-OBS", "mjd"), ("JD-OBS", "jd"), ("JD", "jd")):
-        found = _lookup(headers, (key,))
-        number = None if found is None else _number(found[1])
-        if number is not None:
-            return convert(number, fmt, key) + half
-    if date:
-        raise InputError(
-            f"{name}: DATE-OBS = '{date_obs}' has a date but no time, and no start-time "
-            f"keyword ({', '.join(_START_TIME_KEYS)}) or MJD-OBS was found. Keywords tried: "
-            f"{_TIME_KEYS_TRIED}. Add e.g. DATE-OBS = 'YYYY-MM-DDThh:mm:ss' (exposure start)."
-        )
-    raise InputError(
-        f"{name}: no observation time in the header. Keywords tried: {_TIME_KEYS_TRIED}. "
-        "Add e.g. DATE-OBS = 'YYYY-MM-DDThh:mm:ss' (exposure start, UTC)."
-    )
-
-
-# --------------------------------------------------------------------------- WCS
-
-
-def _repaired_wcs_header(header: fits.Header) -> fits.Header:
-    """Copy of ``header`` with numeric WCS text turned into numbers and SCAMP TAN+PV as TPV.
-
-    Astropy skips quoted numbers and falls back to an identity WCS without an
-    error. SCAMP writes its polynomial distortion as ``PVi_j`` on a ``TAN``
-    projection, meaning TPV; naming it TPV gives that meaning whatever the
-    WCSLIB version (WCSLIB 8 already reads TAN+PV as TPV, identically).
-    """
-    header = header.copy()
-    for key in list(header.keys()):
-        if _NUMERIC_WCS_KEY.match(key) and isinstance(header[key], str):
-            number = _number(header[key])
-            if number is not None:
-                header[key] = number
-    has_pv = any(re.match(r"^PV\d+_\d+$", key) for key in header)
-    has_sip = "A_ORDER" in header
-    if has_pv and not has_sip:
-        for axis in (1, 2):
-            ctype = str(header.get(f"CTYPE{axis}", ""))
-            if len(ctype) == 8 and ctype.endswith("-TAN"):
-                header[f"CTYPE{axis}"] = ctype[:5] + "TPV"
-    return header
-
-
-def _celestial_wcs(header: fits.Header, hdul: fits.HDUList) -> WCS | None:
-    with warnings.catch_warnings():
-        # FITSFixedWarning (datfix, RADECSYS) and friends: harmless, and we read times ourselves.
-        warnings.simplefilter("ignore", AstropyWarning)
-        try:
-            wcs = WCS(_repaired_wcs_header(header), fobj=hdul).celestial
-        except Exception:  # astropy raises many types for malformed WCS keywords
-            return None
-    return wcs if wcs.has_celestial and wcs.naxis == 2 else None
-
-
-def _wcs_problem(wcs: WCS, shape: tuple[int, int]) -> str | None:
-    """Why ``wcs`` is not a usable sky solution for an image of ``shape``, or None."""
-    try:
-        scales = proj_plane_pixel_scales(wcs)
-        centre = wcs.all_pix2world([[(shape[1] - 1) / 2, (shape[0] - 1) / 2]], 0)
-    except Exception as err:  # singular matrices, failed projections
-        return f"the WCS cannot be evaluated ({err})"
-    if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
-        return "the WCS pixel scale is zero or undefined"
-    if np.any(scales >= _MAX_PIXEL_SCALE_DEG):
-        return (
-            f"the WCS pixel scale is {scales.max():g} deg/pixel, a default identity WCS "
-            "(missing CD/CDELT keywords, or values astropy could not read)"
-        )
-    if not np.all(np.isfinite(centre)):
-        return "the WCS gives no sky position at the image centre"
-    return None
-
-
 # --------------------------------------------------------------------------- pixels
 
 
@@ -404,8 +169,7 @@ def _pixels(hdu: fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU) -> np.ndar
     if raw.ndim > 2:  # e.g. (1, H, W): `_is_image` allows only two axes longer than 1
         raw = raw.reshape([n for n in raw.shape if n > 1])
     header = hdu.header
-    bscale = _number(header.get("BSCALE")) or 1.0
-    bzero = _number(header.get("BZERO")) or 0.0
+    bscale, bzero = pixel_scaling(header)
     if np.issubdtype(raw.dtype, np.integer):
         data = raw.astype(np.float64) * bscale + bzero
         blank = header.get("BLANK")
@@ -418,38 +182,6 @@ def _pixels(hdu: fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU) -> np.ndar
             data = (data.astype(np.float64) * bscale + bzero).astype(np.float32)
     data[~np.isfinite(data)] = np.nan
     return data
-
-
-def _saturation(headers: Sequence[fits.Header]) -> float | None:
-    level = _positive(headers, _SATURATION_KEYS)
-    if level is not None:
-        return level
-    header = headers[0]
-    if (
-        header.get("BITPIX") == 16
-        and _number(header.get("BZERO")) == 32768
-        and (_number(header.get("BSCALE")) or 1.0) == 1.0
-    ):
-        return 65535.0 - _UINT16_MARGIN
-    return None
-
-
-def _zero_point(headers: Sequence[fits.Header], exptime: float) -> float | None:
-    """Whole-exposure zero point; a per-second one gets ``2.5 log10(exptime)`` added."""
-    for header in headers:
-        for key in _ZP_KEYS:
-            zp = _number(header.get(key))
-            if zp is None or zp <= 0:
-                continue
-            if _PER_SECOND.search(header.comments[key] or "") and exptime > 0:
-                zp += 2.5 * math.log10(exptime)
-            return zp
-    return None
-
-
-def _mpc_code(headers: Sequence[fits.Header]) -> str | None:
-    code = _text(headers, _OBSCODE_KEYS)
-    return code.upper() if code and re.fullmatch(r"[A-Za-z0-9]\d\d", code) else None
 
 
 def _bad_mask(hdul: fits.HDUList, shape: tuple[int, int], name: str) -> np.ndarray | None:
@@ -560,11 +292,11 @@ def _load_frame(path: Path, bias: _Calib | None, flat: _Calib | None) -> Frame:
                 f"{name}: no image data (no HDU holds a 2-D image); point AstroHunter at the "
                 "science frames."
             )
-        chosen = next(((h, w) for h in images if (w := _celestial_wcs(h.header, hdul))), None)
+        chosen = next(((h, w) for h in images if (w := celestial_wcs(h.header, fobj=hdul))), None)
         if chosen is None:
             also = ""
             try:
-                _read_time([images[0].header, hdul[0].header], name, 0.0)
+                mid_exposure_mjd([images[0].header, hdul[0].header], name=name, exptime=0.0)
             except InputError:
                 also = " It also has no readable observation time (DATE-OBS, MJD-OBS, ...)."
             raise InputError(
@@ -578,15 +310,13 @@ def _load_frame(path: Path, bias: _Calib | None, flat: _Calib | None) -> Frame:
         except Exception as err:
             raise _open_error(name, err) from err
         headers = [hdu.header] if hdu is hdul[0] else [hdu.header, hdul[0].header]
-        problem = _wcs_problem(wcs, data.shape)
-        if problem is not None:
-            raise InputError(f"{name}: {problem}. Plate-solve the frame and save the solution.")
-        exptime = _positive(headers, _EXPTIME_KEYS) or 0.0
-        mjd = _read_time(headers, name, exptime)
-        saturation = _saturation(headers)
+        check_wcs(wcs, data.shape, name=name)
+        exptime = exposure_time(headers)
+        mjd = mid_exposure_mjd(headers, name=name, exptime=exptime)
+        values = instrument_values(headers, exptime=exptime)
         bad = _bad_mask(hdul, data.shape, name)
         header = hdu.header.copy()
-    data, saturation = _calibrate(data, saturation, bias, flat, name)
+    data, saturation = _calibrate(data, values.saturation, bias, flat, name)
     finite = np.isfinite(data)
     if not finite.any():
         raise InputError(
@@ -603,12 +333,12 @@ def _load_frame(path: Path, bias: _Calib | None, flat: _Calib | None) -> Frame:
         mjd=mjd,
         exptime=exptime,
         name=name,
-        gain=_positive(headers, _GAIN_KEYS),
-        read_noise=_positive(headers, _RDNOISE_KEYS),
+        gain=values.gain,
+        read_noise=values.read_noise,
         saturation=saturation,
-        zero_point=_zero_point(headers, exptime),
-        filter=_text(headers, _FILTER_KEYS) or None,
-        observatory_code=_mpc_code(headers),
+        zero_point=values.zero_point,
+        filter=values.filter,
+        observatory_code=values.observatory_code,
         bad=bad,
         header=header,
     )
@@ -711,7 +441,7 @@ def load_frames(
         listing = "\n".join(f"  {name}: {reason}" for name, reason in skipped)
         raise InputError(
             f"{len(skipped)} of {len(paths)} files cannot be used:\n{listing}\n"
-            "Fix or remove them, or skip them (on_error='skip')."
+            "Fix or remove them, or leave them out with --skip-bad."
         )
     for name, reason in skipped:
         warnings.warn(f"skipped {name}: {reason}", SkippedFileWarning, stacklevel=2)
@@ -839,6 +569,15 @@ def write_simulated_field(field: Any, outdir: str | os.PathLike) -> tuple[Path, 
     for name, data, header in field.frames:
         write_fits(frames_dir / name, data, header)
     return frames_dir, write_json(outdir / "truth.json", field.truth)
+
+
+def write_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
+    """Write an (H, W, 3) uint8 image as PNG (cutouts and overlays)."""
+    from PIL import Image
+
+    return _atomic_write(
+        Path(path), lambda tmp: Image.fromarray(rgb, "RGB").save(tmp, format="PNG")
+    )
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -103,10 +103,14 @@ def find_slow_movers(
     flux, ferr = np.full((n, m), np.nan), np.full((n, m), np.nan)
     radius = 1.5 * fwhm
     for i in range(n):
+        diff = to_numpy(diffs.diff[i])
         image = _frame_image(diffs, i)
-        noise = mad_std(to_numpy(diffs.diff[i])[::2, ::2])
-        xw, yw, flag = sep.winpos(image, x0, y0, np.full(m, sigma))
-        f, fe, fflag = sep.sum_circle(image, xw, yw, radius, err=noise)
+        # Masked pixels (a bad column, a saturated star) move with each frame's
+        # dither; a centroid they touch would drift like a mover, so flag it.
+        masked = ~np.isfinite(diff)
+        noise = mad_std(diff[::2, ::2])
+        xw, yw, flag = sep.winpos(image, x0, y0, np.full(m, sigma), mask=masked)
+        f, fe, fflag = sep.sum_circle(image, xw, yw, radius, err=noise, mask=masked)
         good = (flag == 0) & (fflag == 0) & (np.hypot(xw - x0, yw - y0) < fwhm)
         xs[i, good], ys[i, good] = xw[good], yw[good]
         flux[i, good], ferr[i, good] = f[good], fe[good]

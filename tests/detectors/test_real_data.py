@@ -40,7 +40,7 @@ def lowell_result():
 
 
 def test_finds_roachapproach_and_nothing_else(lowell_result):
-    result, truth = lowell_result
+    result, _ = lowell_result
     assert len(result.tracks) == 1, [t.rate_arcsec_per_hour for t in result.tracks]
     track = result.tracks[0]
     assert track.frames.size >= 15

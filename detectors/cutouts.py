@@ -1,0 +1,345 @@
+"""Pictures for vetting moving objects: blink strips and a field overview.
+
+An astronomer accepts or rejects a reported mover by looking at it, as in the
+blink windows of Tycho Tracker or Astrometrica: difference-image stamps
+centred on the object in every frame show whether one point source really
+moves along the fitted line, and an overview of the static sky shows where
+the tracks lie on the field. Arrays in, ``(H, W, 3)`` uint8 RGB out; write
+them with :func:`detectors.io.write_png`.
+
+Conventions are those of :mod:`detectors.types`: 0-based pixels on the
+reference grid, arrays indexed ``[y, x]``, NaN = no data (drawn dark blue),
+times in UTC MJD.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .backend import to_numpy
+from .difference import Differences
+from .types import Track
+
+__all__ = ["LABEL_HEIGHT", "field_overlay", "track_strip"]
+
+#: Height in pixels of the text band above the panels of a labelled strip.
+LABEL_HEIGHT = 36
+
+_SEPARATOR = 2  # px between panels
+_NAN_RGB = (20, 30, 110)  # no data: a colour no grey level can be mistaken for
+_BAND_RGB = (24, 24, 24)
+_SEPARATOR_RGB = (120, 120, 120)
+_TEXT_RGB = (235, 235, 235)
+_MEASURED_RGB = (60, 230, 60)
+_PREDICTED_RGB = (255, 150, 30)
+_TEMPLATE_RGB = (90, 200, 255)
+# Tableau-like colours that stay distinct from each other on a grey sky.
+_TRACK_RGB = (
+    (255, 80, 80),
+    (80, 200, 255),
+    (255, 200, 40),
+    (120, 255, 120),
+    (255, 120, 255),
+    (255, 150, 30),
+    (160, 140, 255),
+    (60, 255, 220),
+)
+
+
+@functools.cache
+def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's built-in font at 12 px (its 10 px bitmap font without FreeType)."""
+    try:
+        return ImageFont.load_default(size=12)
+    except ImportError:  # Pillow built without FreeType cannot size its font
+        return ImageFont.load_default()
+
+
+def _text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, fill) -> None:
+    """Text with a 1-px black shadow, legible on any sky."""
+    draw.text((xy[0] + 1, xy[1] + 1), text, fill=(0, 0, 0), font=_font())
+    draw.text(xy, text, fill=fill, font=_font())
+
+
+def _levels(
+    values: np.ndarray, *, lo_sigma: float, hi_percentile: float
+) -> tuple[float, float, float]:
+    """Black level, white level and asinh softening from the finite values.
+
+    Black is the sky minus ``lo_sigma`` robust sigma, white a high
+    percentile (at least 8 sigma above the sky); the stretch is linear up to
+    about 3 sigma, so the noise and faint sources stay visible.
+    """
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return 0.0, 1.0, 1.0
+    if v.size > 1_000_000:  # levels do not need every pixel of a big image
+        v = v[:: v.size // 1_000_000]
+    sky = float(np.median(v))
+    sigma = 1.4826 * float(np.median(np.abs(v - sky)))
+    if not sigma > 0:
+        sigma = float(np.std(v)) or 1.0
+    hi = max(float(np.percentile(v, hi_percentile)), sky + 8.0 * sigma)
+    return sky - lo_sigma * sigma, hi, (lo_sigma + 3.0) * sigma
+
+
+def _stretch(image: np.ndarray, lo: float, hi: float, soft: float) -> np.ndarray:
+    """Asinh stretch to [0, 1], NaN kept: linear below ``soft`` above black,
+    so faint movers show, and logarithmic above, so bright ones keep their shape."""
+    with np.errstate(invalid="ignore"):
+        grey = np.arcsinh((image - lo) / soft) / np.arcsinh((hi - lo) / soft)
+        return np.clip(grey, 0.0, 1.0)
+
+
+def _to_rgb(grey: np.ndarray) -> np.ndarray:
+    """(H, W) in [0, 1] or NaN -> (H, W, 3) uint8 grey, NaN dark blue."""
+    nan = np.isnan(grey)
+    level = np.round(np.where(nan, 0.0, grey) * 255.0).astype(np.uint8)
+    rgb = np.repeat(level[:, :, None], 3, axis=2)
+    rgb[nan] = _NAN_RGB
+    return rgb
+
+
+def _stamp(image: object, x: float, y: float, size: int) -> np.ndarray:
+    """``size`` x ``size`` float32 stamp centred on the pixel holding (x, y),
+    NaN where it runs off the image; only the stamp leaves the device."""
+    out = np.full((size, size), np.nan, dtype=np.float32)
+    if not (np.isfinite(x) and np.isfinite(y)):
+        return out
+    h, w = image.shape
+    half = size // 2
+    x0, y0 = round(x) - half, round(y) - half
+    xa, xb = max(x0, 0), min(x0 + size, w)
+    ya, yb = max(y0, 0), min(y0 + size, h)
+    if xa < xb and ya < yb:
+        out[ya - y0 : yb - y0, xa - x0 : xb - x0] = to_numpy(image[ya:yb, xa:xb])
+    return out
+
+
+def _positions(track: Track, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Track position at times ``t`` (MJD).
+
+    Between measured frames: linear interpolation. Beyond them: a straight
+    line from the nearest measured point with the least-squares rate of all
+    of them, steadier than the slope of one end pair of noisy points.
+    """
+    order = np.argsort(track.mjd)
+    tm = np.asarray(track.mjd, dtype=float)[order]
+    out = []
+    for v in (track.x, track.y):
+        vm = np.asarray(v, dtype=float)[order]
+        p = np.interp(t, tm, vm)
+        rate = np.polyfit(tm - tm[0], vm, 1)[0] if np.ptp(tm) > 0 else 0.0
+        p = np.where(t < tm[0], vm[0] + rate * (t - tm[0]), p)
+        out.append(np.where(t > tm[-1], vm[-1] + rate * (t - tm[-1]), p))
+    return out[0], out[1]
+
+
+def _ticks(draw: ImageDraw.ImageDraw, cx: float, cy: float, gap: float, fill) -> None:
+    """Crosshair ticks from ``gap`` to ``2 gap`` around (cx, cy): the object itself stays clear."""
+    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        draw.line(
+            [(cx + dx * gap, cy + dy * gap), (cx + 2 * dx * gap, cy + 2 * dy * gap)],
+            fill=fill,
+            width=2,
+        )
+
+
+def _captions(
+    draw: ImageDraw.ImageDraw, options: Sequence[Sequence[str]], width: float
+) -> list[str]:
+    """One caption per panel, at the most detailed level that fits every panel."""
+    for texts in zip(*options, strict=True):
+        if all(draw.textlength(t, font=_font()) <= width for t in texts):
+            return list(texts)
+    return [""] * len(options)
+
+
+def track_strip(
+    track: Track,
+    diffs: Differences,
+    mjd: np.ndarray,
+    *,
+    size: int = 41,
+    scale: int = 4,
+    label: bool = True,
+) -> np.ndarray:
+    """A blink strip of one track: template, then every frame's difference stamp.
+
+    A real mover is one point source sitting in the middle of every
+    difference stamp, on the static-sky panel nothing special; a star
+    residual, a cosmic ray, or a chance line of noise peaks look different.
+    Every frame of the sequence gets a panel, including those where the
+    track was not measured, so missing detections can be judged too.
+
+    Parameters
+    ----------
+    track : Track
+        The object; its measured ``x``, ``y`` are used where it was measured.
+        Other frames use positions interpolated linearly in time between
+        measured frames and extrapolated on the track's least-squares rate.
+    diffs : Differences
+        The search's difference images (``SearchResult.differences``, from
+        ``find_moving_objects(..., keep_differences=True)``); NumPy or CuPy.
+    mjd : ndarray, shape (N,)
+        UTC MJD of each frame, in the order of ``diffs.diff``.
+    size : int, keyword-only
+        Stamp side in image pixels (odd, so the object's pixel is the centre).
+    scale : int, keyword-only
+        Nearest-neighbour magnification, so that pixels stay visible.
+    label : bool, keyword-only
+        Add a text band on top: track id, rate, position angle, stacked SNR,
+        and one caption per panel (frame index, minutes since the first
+        frame, SNR where measured).
+
+    Returns
+    -------
+    ndarray, shape (size * scale [+ LABEL_HEIGHT], (N + 1) * size * scale + 2 N, 3), uint8
+        Panels left to right, separated by 2-px grey lines. The template
+        panel has its own stretch; the difference panels share one, so
+        brightness compares from frame to frame. Ticks mark the object:
+        green where measured, orange where predicted only, blue on the
+        template (its position at mid-sequence). NaN (no data, off the
+        image) is dark blue.
+
+    Raises
+    ------
+    ValueError
+        If ``size`` or ``scale`` is unusable, ``mjd`` does not match the
+        difference images, or the track has no measured frame in them.
+    """
+    if size < 3 or size % 2 == 0:
+        raise ValueError(f"size must be an odd number >= 3 so the object is centred, got {size}")
+    if scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale}")
+    mjd = np.asarray(mjd, dtype=float)
+    if diffs.diff.ndim != 3:
+        raise ValueError(
+            f"diffs.diff must be an (N, H, W) stack of difference images, got shape "
+            f"{diffs.diff.shape}; pass SearchResult.differences"
+        )
+    n = diffs.diff.shape[0]
+    if mjd.shape != (n,):
+        raise ValueError(
+            f"mjd has shape {mjd.shape} but there are {n} difference images; pass "
+            "np.array([f.mjd for f in result.frames]) of the same search"
+        )
+    frames = np.asarray(track.frames, dtype=np.int64)
+    if frames.size == 0 or frames.min() < 0 or frames.max() >= n:
+        raise ValueError(
+            f"track {track.id!r} has frames {frames.tolist()} outside the {n} difference "
+            "images; use the Differences of the search that found it"
+        )
+    return _track_strip(track, diffs, mjd, size=size, scale=scale, label=label)
+
+
+def _track_strip(
+    track: Track, diffs: Differences, mjd: np.ndarray, *, size: int, scale: int, label: bool
+) -> np.ndarray:
+    n = mjd.size
+    measured = np.zeros(n, dtype=bool)
+    measured[track.frames] = True
+    xs, ys = _positions(track, mjd)
+    xs[track.frames], ys[track.frames] = track.x, track.y
+    xmid, ymid = _positions(track, np.array([0.5 * (mjd.min() + mjd.max())]))
+
+    stamps = np.stack([_stamp(diffs.diff[i], xs[i], ys[i], size) for i in range(n)])
+    stamps = _stretch(stamps, *_levels(stamps, lo_sigma=2.0, hi_percentile=99.7))
+    template = _stamp(diffs.template, xmid[0], ymid[0], size)
+    template = _stretch(template, *_levels(template, lo_sigma=1.5, hi_percentile=99.5))
+
+    panel = size * scale
+    top = LABEL_HEIGHT if label else 0
+    strip = np.empty((top + panel, (n + 1) * panel + n * _SEPARATOR, 3), dtype=np.uint8)
+    strip[:] = _SEPARATOR_RGB
+    strip[:top] = _BAND_RGB
+    lefts = [k * (panel + _SEPARATOR) for k in range(n + 1)]
+    for left, grey in zip(lefts, [template, *stamps], strict=True):
+        big = np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
+        strip[top:, left : left + panel] = _to_rgb(big)
+
+    image = Image.fromarray(strip)
+    draw = ImageDraw.Draw(image)
+    fwhm = 2.3548 * float(np.median(diffs.psf_sigma))
+    gap = min(max(3.0, 1.5 * fwhm), 0.45 * (size // 2)) * scale
+    half = size // 2
+    marks = [(xmid[0], ymid[0], _TEMPLATE_RGB)] + [
+        (xs[i], ys[i], _MEASURED_RGB if measured[i] else _PREDICTED_RGB) for i in range(n)
+    ]
+    for left, (x, y, colour) in zip(lefts, marks, strict=True):
+        if np.isfinite(x) and np.isfinite(y):  # the object's pixel is the stamp's centre
+            cx = left + (half + x - round(x) + 0.5) * scale - 0.5
+            cy = top + (half + y - round(y) + 0.5) * scale - 0.5
+            _ticks(draw, cx, cy, gap, colour)
+
+    if label:
+        name = track.id or "track"
+        title = (
+            f'{name}   {track.rate_arcsec_per_hour:.1f}"/h   PA {track.position_angle_deg:.0f}'
+            f"   SNR {track.stacked_snr:.1f}   {int(measured.sum())}/{n} frames   {track.origin}"
+        )
+        _text(draw, (4, 2), title, _TEXT_RGB)
+        snr = dict(zip(np.asarray(track.frames).tolist(), np.asarray(track.snr), strict=True))
+        options = [("template", "tmpl", "T")]
+        for i in range(n):
+            minutes = (mjd[i] - mjd.min()) * 1440.0
+            what = f"SNR {snr[i]:.0f}" if measured[i] else "predicted"
+            options.append((f"{i}  {minutes:+.0f} min  {what}", f"{i} {minutes:+.0f}m", str(i)))
+        for left, text, (_, _, colour) in zip(
+            lefts, _captions(draw, options, panel - 4), marks, strict=True
+        ):
+            _text(draw, (left + 3, 19), text, colour)
+    return np.asarray(image)
+
+
+def field_overlay(template: object, tracks: Sequence[Track], *, max_size: int = 1200) -> np.ndarray:
+    """The static sky with every track drawn on it: where the movers are.
+
+    Parameters
+    ----------
+    template : array, shape (H, W)
+        Static sky (``Differences.template``), NumPy or CuPy; NaN = no data.
+    tracks : sequence of Track
+        May be empty: the picture is then the sky alone.
+    max_size : int, keyword-only
+        Longest side of the picture; larger images are area-averaged down
+        to it, smaller ones are kept at full resolution.
+
+    Returns
+    -------
+    ndarray, shape (h, w, 3), uint8
+        Asinh-stretched grey sky (NaN dark blue). Each track is a coloured
+        line from its first to its last measured position, a small circle
+        where it starts, and its id beside its end.
+
+    Raises
+    ------
+    ValueError
+        If ``template`` is not 2-D or ``max_size`` is below 16.
+    """
+    sky = np.asarray(to_numpy(template), dtype=np.float32)
+    if sky.ndim != 2:
+        raise ValueError(f"template must be a 2-D image, got shape {sky.shape}")
+    if max_size < 16:
+        raise ValueError(f"max_size must be at least 16 pixels, got {max_size}")
+    h, w = sky.shape
+    image = Image.fromarray(_to_rgb(_stretch(sky, *_levels(sky, lo_sigma=1.0, hi_percentile=99.5))))
+    f = min(1.0, max_size / max(h, w))
+    if f < 1.0:
+        image = image.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BOX)
+    draw = ImageDraw.Draw(image)
+    for k, track in enumerate(tracks):
+        colour = _TRACK_RGB[k % len(_TRACK_RGB)]
+        order = np.argsort(track.mjd)
+        x = (np.asarray(track.x, dtype=float)[order] + 0.5) * f - 0.5
+        y = (np.asarray(track.y, dtype=float)[order] + 0.5) * f - 0.5
+        draw.ellipse([x[0] - 4, y[0] - 4, x[0] + 4, y[0] + 4], outline=colour, width=1)
+        draw.line([(x[0], y[0]), (x[-1], y[-1])], fill=colour, width=2)
+        name = track.id or str(k + 1)
+        tx = min(x[-1] + 6, image.width - draw.textlength(name, font=_font()) - 2)
+        _text(draw, (max(tx, 2), min(max(y[-1] - 6, 2), image.height - 14)), name, colour)
+    return np.asarray(image)

@@ -1,0 +1,136 @@
+"""Blink strips and the field overview, on a seeded 256x256, 6-frame sequence
+with one bright mover (one track)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy.ndimage import uniform_filter
+
+from detectors.cutouts import LABEL_HEIGHT, field_overlay, track_strip
+from detectors.search import find_moving_objects
+from detectors.types import Track
+
+from .helpers import make_sequence
+
+SIZE, SCALE = 41, 4
+PANEL = SIZE * SCALE
+
+
+@pytest.fixture(scope="module")
+def search():
+    frames, _ = make_sequence()
+    result = find_moving_objects(frames, keep_differences=True)
+    assert len(result.tracks) == 1
+    return result
+
+
+def _mjd(search) -> np.ndarray:
+    return np.array([f.mjd for f in search.frames])
+
+
+def _panel(strip: np.ndarray, k: int) -> np.ndarray:
+    """Panel k (0 = template) of an unlabelled strip, as grey levels."""
+    left = k * (PANEL + 2)
+    return strip[:, left : left + PANEL].astype(float).mean(axis=2)
+
+
+def _subset(track: Track, keep: list[int]) -> Track:
+    """The same track measured in fewer frames."""
+    k = np.array(keep)
+    per_frame = ("frames", "mjd", "x", "y", "ra", "dec", "flux", "snr", "mag")
+    return dataclasses.replace(track, **{name: getattr(track, name)[k] for name in per_frame})
+
+
+def _shifted(track: Track, dx: float, dy: float) -> Track:
+    return dataclasses.replace(track, x=track.x + dx, y=track.y + dy)
+
+
+def test_strip_shape_and_label(search):
+    strip = track_strip(search.tracks[0], search.differences, _mjd(search))
+    n = len(search.frames)
+    assert strip.dtype == np.uint8
+    assert strip.shape == (PANEL + LABEL_HEIGHT, (n + 1) * PANEL + 2 * n, 3)
+    assert strip[:LABEL_HEIGHT].std() > 0  # the text band holds text
+
+
+@pytest.mark.parametrize("keep", [None, [1, 2, 4]], ids=["measured", "predicted"])
+def test_every_difference_panel_is_centred_on_the_mover(search, keep):
+    """Also where the track was not measured: frame 3 is interpolated, 0 and 5 extrapolated."""
+    track = search.tracks[0] if keep is None else _subset(search.tracks[0], keep)
+    strip = track_strip(track, search.differences, _mjd(search), label=False)
+    assert strip.shape[0] == PANEL
+    c, r, edge = PANEL // 2, 2 * SCALE, 4 * SCALE
+    for k in range(1, len(search.frames) + 1):
+        grey = _panel(strip, k)
+        centre = grey[c - r : c + r, c - r : c + r]
+        border = np.concatenate(
+            [
+                grey[:edge].ravel(),
+                grey[-edge:].ravel(),
+                grey[:, :edge].ravel(),
+                grey[:, -edge:].ravel(),
+            ]
+        )
+        assert centre.mean() > np.percentile(border, 99), k
+        pixels = uniform_filter(grey[SCALE // 2 :: SCALE, SCALE // 2 :: SCALE], size=3)
+        peak = np.unravel_index(np.argmax(pixels), pixels.shape)
+        assert np.abs(np.subtract(peak, SIZE // 2)).max() <= 1, (k, peak)
+
+
+def test_track_near_the_edge_is_padded_with_no_data_colour(search):
+    track = search.tracks[0]
+    near = _shifted(track, 3.0 - track.x.min(), 0.0)
+    strip = track_strip(near, search.differences, _mjd(search), label=False)
+    left = strip[:, PANEL + 2 : PANEL + 2 + 8 * SCALE].astype(int)  # frame 0, left edge
+    assert np.all(left[..., 2] > left[..., 0] + 50)  # dark blue, never a grey level
+
+
+def test_track_off_the_image_renders_all_no_data(search):
+    off = _shifted(search.tracks[0], 1000.0, 1000.0)
+    strip = track_strip(off, search.differences, _mjd(search), size=11, scale=2)
+    assert strip.dtype == np.uint8
+    rgb = strip[LABEL_HEIGHT:].astype(int)
+    no_data = rgb[..., 2] > rgb[..., 0] + 50
+    assert no_data.mean() > 0.8  # all but the separators and the ticks
+
+
+def test_strip_from_device_arrays_matches_numpy(search, xp):
+    diffs = search.differences
+    on_device = dataclasses.replace(
+        diffs, diff=xp.asarray(diffs.diff), template=xp.asarray(diffs.template)
+    )
+    expected = track_strip(search.tracks[0], diffs, _mjd(search))
+    np.testing.assert_array_equal(track_strip(search.tracks[0], on_device, _mjd(search)), expected)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"size": 40}, "odd"), ({"scale": 0}, "scale"), ({"mjd": np.zeros(3)}, "mjd")],
+)
+def test_strip_refuses_unusable_options(search, kwargs, match):
+    mjd = kwargs.pop("mjd", _mjd(search))
+    with pytest.raises(ValueError, match=match):
+        track_strip(search.tracks[0], search.differences, mjd, **kwargs)
+
+
+def test_overlay_respects_max_size_and_draws_the_track(search):
+    overlay = field_overlay(search.differences.template, search.tracks, max_size=100)
+    assert overlay.dtype == np.uint8 and overlay.ndim == 3
+    assert max(overlay.shape[:2]) == 100
+    assert overlay.std() > 0
+    rgb = overlay.astype(int)
+    coloured = (rgb[..., 0] - rgb[..., 1] > 100) & (rgb[..., 0] - rgb[..., 2] > 100)
+    assert coloured.sum() > 10  # the first track is drawn red
+
+
+def test_overlay_without_tracks_is_the_sky(search, xp):
+    template = xp.asarray(search.differences.template)
+    overlay = field_overlay(template, [], max_size=1200)
+    assert overlay.shape == (*search.differences.template.shape, 3)  # never upscaled
+    assert overlay.std() > 0
+    sky = np.isfinite(search.differences.template)
+    assert np.all(overlay[sky][:, 0] == overlay[sky][:, 2])  # grey: no track drawn
+    assert np.all(overlay[~sky][:, 2] > overlay[~sky][:, 0])  # no data is dark blue

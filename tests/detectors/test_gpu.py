@@ -1,0 +1,64 @@
+"""CPU/GPU parity of the whole search: the same tracks from NumPy and CuPy.
+
+Skipped without a CUDA device (``gpu_available()`` is False).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors import io
+from detectors.backend import gpu_available
+from detectors.config import SearchConfig
+from detectors.search import find_moving_objects
+from detectors.simulate import simulate_field
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """The same 384x384, 6-frame field searched on the CPU and on the GPU."""
+    if not gpu_available():
+        pytest.skip("no CUDA device")
+    field = simulate_field(
+        seed=3,
+        shape=(384, 384),
+        n_frames=6,
+        n_objects=4,
+        snr_range=(8.0, 15.0),
+        rate_range=(10.0, 80.0),
+    )
+    frames_dir, _ = io.write_simulated_field(field, tmp_path_factory.mktemp("gpu"))
+    frames = io.load_frames(io.expand_paths([frames_dir])).frames
+    cpu = find_moving_objects(frames, config=SearchConfig(device="cpu"))
+    gpu = find_moving_objects(frames, config=SearchConfig(device="gpu"))
+    return cpu, gpu
+
+
+def _paired(cpu_tracks, gpu_tracks):
+    """Each CPU track with the GPU track nearest to it (mean position)."""
+    centres = np.array([[t.x.mean(), t.y.mean()] for t in gpu_tracks])
+    for track in cpu_tracks:
+        d = np.hypot(*(centres - [track.x.mean(), track.y.mean()]).T)
+        yield track, gpu_tracks[int(np.argmin(d))]
+
+
+def test_gpu_run_block_names_the_gpu(results):
+    cpu, gpu = results
+    assert cpu.run["device"] == "cpu"
+    assert gpu.run["device"].startswith("gpu")
+
+
+def test_gpu_finds_the_same_tracks_as_cpu(results):
+    cpu, gpu = results
+    assert len(cpu.tracks) > 0
+    assert len(gpu.tracks) == len(cpu.tracks)
+    pairs = list(_paired(cpu.tracks, gpu.tracks))
+    assert len({id(g) for _, g in pairs}) == len(pairs), "two CPU tracks share one GPU track"
+    for c, g in pairs:
+        np.testing.assert_array_equal(g.frames, c.frames)
+        np.testing.assert_allclose(g.x, c.x, atol=0.05)
+        np.testing.assert_allclose(g.y, c.y, atol=0.05)
+        assert g.stacked_snr == pytest.approx(c.stacked_snr, rel=0.02)

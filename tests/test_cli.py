@@ -1,0 +1,457 @@
+"""``astrohunter`` as a user runs it: real subprocesses of the installed command.
+
+Every test starts the console script (or ``python -m app.cli`` when the
+script is not installed next to the interpreter) and checks what a user sees:
+the exit code, the files written, and the text on stderr. Bad input must stop
+with exit code 2 and a message naming the file and the problem, never a
+traceback.
+
+The subprocess gets no ``COLUMNS``/``FORCE_COLOR``, so rich writes plain text
+80 columns wide as it does into any log file; message checks join wrapped
+lines back together (`_flat`) unless the test is about line breaks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from detectors import __version__, io
+from detectors.backend import gpu_available
+from detectors.score import score_field
+from detectors.simulate import simulate_field
+
+from .conftest import shared_path
+
+_SCRIPT = Path(sys.executable).with_name("astrohunter")
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "app.cli"]
+STAGES = ("load", "align", "difference", "detect", "link", "fit", "total")
+MPC_DATE = re.compile(r"^.{15}(\d{4} \d\d \d\d\.\d{6})")
+LOWELL = ("data", "real", "lowell42-5945-roachapproach")
+ZTF = ("data", "real", "ztf-alert-4371-fyodorov")
+WCS_KEYS = (
+    "WCSAXES",
+    "CTYPE1",
+    "CTYPE2",
+    "CUNIT1",
+    "CUNIT2",
+    "RADESYS",
+    "CRVAL1",
+    "CRVAL2",
+    "CRPIX1",
+    "CRPIX2",
+    "CD1_1",
+    "CD1_2",
+    "CD2_1",
+    "CD2_2",
+)
+TIME_KEYS = ("DATE-OBS", "MJD-OBS")
+
+
+def run_cli(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``astrohunter ARGS`` and capture its output as text."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"}
+    }
+    env["NO_COLOR"] = "1"
+    return subprocess.run(
+        [*COMMAND, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def _flat(text: str) -> str:
+    """``text`` with line wrapping undone (every run of whitespace becomes one space)."""
+    return " ".join(text.split())
+
+
+def assert_input_error(proc: subprocess.CompletedProcess[str], *expected: str) -> str:
+    """Exit code 2, no traceback, and every ``expected`` phrase in stderr; returns stderr."""
+    err = _flat(proc.stderr)
+    assert proc.returncode == 2, f"exit code {proc.returncode}, stderr: {proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for phrase in expected:
+        assert phrase.lower() in err.lower(), f"{phrase!r} not in stderr: {proc.stderr}"
+    return err
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory) -> Path:
+    """``astrohunter simulate``: a 384x384, 6-frame field with 4 bright movers."""
+    out = tmp_path_factory.mktemp("cli") / "sim"
+    proc = run_cli(
+        "simulate",
+        out,
+        "--seed",
+        3,
+        "--size",
+        384,
+        "--frames",
+        6,
+        "--objects",
+        4,
+        "--snr-min",
+        8,
+        "--snr-max",
+        15,
+        "--rate-min",
+        10,
+        "--rate-max",
+        80,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def detected(simulated):
+    """``astrohunter detect`` on the simulated frames, with an MPC report."""
+    proc = run_cli(
+        "detect",
+        simulated / "frames",
+        "--out",
+        simulated / "tracks.json",
+        "--mpc",
+        simulated / "report.txt",
+    )
+    tracks = json.loads((simulated / "tracks.json").read_text()) if proc.returncode == 0 else None
+    return proc, tracks
+
+
+def _good_frames(simulated: Path) -> list[Path]:
+    return sorted((simulated / "frames").glob("sim_*.fits"))
+
+
+def _copy_good(simulated: Path, folder: Path, n: int | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in _good_frames(simulated)[:n]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def _write_variant(source: Path, target: Path, *, drop=(), data=None, update=None) -> Path:
+    """Copy a good FITS frame with header keys removed or changed, or new pixels."""
+    with fits.open(source) as hdul:
+        header = hdul[0].header.copy()
+        pixels = hdul[0].data.astype(np.float32)
+    for key in drop:
+        header.remove(key, ignore_missing=True)
+    header.update(update or {})
+    fits.writeto(target, pixels if data is None else data(pixels), header, overwrite=True)
+    return target
+
+
+# --------------------------------------------------------------------------- simulate + detect
+
+
+def test_simulate_writes_truth_beside_the_frames(simulated):
+    frames = _good_frames(simulated)
+    assert [p.name for p in frames] == [f"sim_{k:03d}.fits" for k in range(6)]
+    truth = json.loads((simulated / "truth.json").read_text())
+    assert [f["name"] for f in truth["frames"]] == [p.name for p in frames]
+    assert len(truth["objects"]) == 4
+    # Nothing but frames inside the folder that detect reads.
+    assert sorted(p.name for p in (simulated / "frames").iterdir()) == [p.name for p in frames]
+
+
+def test_detect_exits_0_with_schema_valid_tracks(detected):
+    proc, tracks = detected
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    schema = json.loads(shared_path("contracts", "tracks.schema.json").read_text())
+    jsonschema.validate(tracks, schema)
+
+
+def test_detect_recovers_every_mover_and_nothing_else(simulated, detected):
+    proc, tracks = detected
+    assert proc.returncode == 0, proc.stderr
+    truth = json.loads((simulated / "truth.json").read_text())
+    score = score_field(tracks, truth)
+    missed = [(o.id, round(o.snr, 1), round(o.rate_arcsec_per_hour, 1)) for o in score.objects]
+    missed = [m for m, o in zip(missed, score.objects, strict=True) if not o.recovered]
+    assert missed == [], f"missed (id, snr, rate): {missed}"
+    assert score.false_tracks == 0, score.track_matches
+    assert score.duplicates == 0, score.track_matches
+
+
+def test_detect_writes_one_80_column_mpc_line_per_observation(simulated, detected):
+    proc, tracks = detected
+    assert proc.returncode == 0, proc.stderr
+    lines = (simulated / "report.txt").read_text().splitlines()
+    assert len(lines) == sum(len(t["observations"]) for t in tracks["tracks"]) > 0
+    assert all(len(line) == 80 for line in lines), [len(line) for line in lines]
+    assert all(MPC_DATE.match(line) for line in lines)
+
+
+def test_detect_shows_progress_and_summary_on_stderr(simulated, detected):
+    proc, tracks = detected
+    assert proc.returncode == 0, proc.stderr
+    err = _flat(proc.stderr)
+    for text in ("Loading frames", "Aligning", "Differencing", "Detecting", "Fitting tracks"):
+        assert text in err, f"{text!r} missing from stderr: {proc.stderr}"
+    assert f"{len(tracks['tracks'])} moving object(s) found" in err
+    assert "tracks written to" in err
+    assert proc.stdout == ""
+
+
+def test_detect_run_block_records_version_device_and_timings(detected):
+    proc, tracks = detected
+    assert proc.returncode == 0, proc.stderr
+    run = tracks["run"]
+    assert run["version"] == __version__
+    assert run["device"] == "cpu"
+    timings = run["timings_s"]
+    assert set(STAGES) <= set(timings), sorted(timings)
+    assert all(timings[k] >= 0 for k in STAGES)
+    assert timings["total"] >= max(timings[k] for k in STAGES if k != "total")
+
+
+# --------------------------------------------------------------------------- --device gpu
+
+
+@pytest.fixture
+def no_gpu():
+    if gpu_available():
+        pytest.skip("a CUDA device is present: --device gpu works here")
+
+
+def test_device_gpu_without_gpu_exits_2_naming_cupy(simulated, no_gpu):
+    proc = run_cli("detect", simulated / "frames", "--out", "t.json", "--device", "gpu", "-q")
+    err = assert_input_error(proc, "CuPy", "GPU")
+    assert err.startswith("error:"), proc.stderr
+
+
+def test_device_gpu_message_names_the_gpu_extra(simulated, no_gpu):
+    proc = run_cli("detect", simulated / "frames", "--out", "t.json", "--device", "gpu", "-q")
+    assert_input_error(proc, "astrohunter[gpu]")
+
+
+def test_device_gpu_message_is_one_line(simulated, no_gpu):
+    proc = run_cli("detect", simulated / "frames", "--out", "t.json", "--device", "gpu", "-q")
+    assert_input_error(proc, "CuPy")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_fewer_than_three_frames(simulated, tmp_path):
+    folder = _copy_good(simulated, tmp_path / "two", n=2)
+    proc = run_cli("detect", folder.name, "--out", "t.json", cwd=tmp_path)
+    assert_input_error(proc, "at least 3", "found 2")
+
+
+def test_text_file_named_fits(simulated, tmp_path):
+    folder = _copy_good(simulated, tmp_path / "frames")
+    (folder / "x.fits").write_text("this is not a FITS file\n")
+    proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
+    assert_input_error(proc, "x.fits: not a readable FITS file")
+
+
+def test_fits_without_wcs(simulated, tmp_path):
+    folder = _copy_good(simulated, tmp_path / "frames")
+    _write_variant(_good_frames(simulated)[0], folder / "nowcs.fits", drop=WCS_KEYS)
+    proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
+    err = assert_input_error(proc, "nowcs.fits:", "no celestial WCS")
+    assert "no readable observation time" not in err  # the time is there
+
+
+def test_fits_without_time(simulated, tmp_path):
+    folder = _copy_good(simulated, tmp_path / "frames")
+    _write_variant(_good_frames(simulated)[0], folder / "notime.fits", drop=TIME_KEYS)
+    proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
+    assert_input_error(proc, "notime.fits:", "no observation time")
+
+
+def test_all_nan_image(simulated, tmp_path):
+    folder = _copy_good(simulated, tmp_path / "frames")
+    _write_variant(
+        _good_frames(simulated)[0],
+        folder / "blank.fits",
+        data=lambda d: np.full_like(d, np.nan),
+        update={"MJD-OBS": 60410.0, "DATE-OBS": "2024-04-10T00:00:00.000"},
+    )
+    proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
+    assert_input_error(proc, "blank.fits:", "NaN")
+
+
+def test_constant_image(simulated, tmp_path):
+    folder = _copy_good(simulated, tmp_path / "frames")
+    _write_variant(
+        _good_frames(simulated)[0],
+        folder / "flat.fits",
+        data=lambda d: np.full_like(d, 1000.0),
+        update={"MJD-OBS": 60410.0, "DATE-OBS": "2024-04-10T00:00:00.000"},
+    )
+    proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
+    assert_input_error(proc, "flat.fits:", "constant")
+
+
+def test_frames_of_two_fields(simulated, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    good = _good_frames(simulated)
+    for path in good[:3]:
+        shutil.copy(path, folder / path.name)
+    moved = []
+    for k, path in enumerate(good[3:], start=3):
+        with fits.open(path) as hdul:
+            crval = hdul[0].header["CRVAL1"], hdul[0].header["CRVAL2"]
+        target = folder / f"other_{k:03d}.fits"
+        _write_variant(
+            path,
+            target,
+            update={"CRVAL1": (crval[0] + 20.0) % 360.0, "CRVAL2": crval[1] * 0.5 + 5.0},
+        )
+        moved.append(target.name)
+    proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
+    err = assert_input_error(proc, "different fields")
+    assert any(name in err for name in moved), proc.stderr
+
+
+def test_path_that_does_not_exist(tmp_path):
+    proc = run_cli("detect", "missing.fits", "--out", "t.json", cwd=tmp_path)
+    assert_input_error(proc, "missing.fits", "no such file")
+
+
+def test_empty_rate_range(simulated):
+    proc = run_cli(
+        "detect",
+        simulated / "frames",
+        "--out",
+        "t.json",
+        "--rate-min",
+        10,
+        "--rate-max",
+        5,
+    )
+    assert_input_error(proc, "rate range", "--rate-min", "--rate-max")
+
+
+def test_skip_bad_leaves_out_a_corrupt_file(simulated, tmp_path):
+    folder = _copy_good(simulated, tmp_path / "frames")
+    content = _good_frames(simulated)[0].read_bytes()
+    (folder / "corrupt.fits").write_bytes(content[: len(content) // 3])
+    proc = run_cli("detect", "frames", "--out", "t.json", "--skip-bad", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "skipped corrupt.fits" in _flat(proc.stderr), proc.stderr
+    tracks = json.loads((tmp_path / "t.json").read_text())
+    assert tracks["field"]["frames"] == 6
+    assert all(o["frame"] != "corrupt.fits" for t in tracks["tracks"] for o in t["observations"])
+
+
+def test_without_skip_bad_the_corrupt_file_stops_the_run(simulated, tmp_path):
+    folder = _copy_good(simulated, tmp_path / "frames")
+    content = _good_frames(simulated)[0].read_bytes()
+    (folder / "corrupt.fits").write_bytes(content[: len(content) // 3])
+    proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
+    assert_input_error(proc, "corrupt.fits:")
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_a_bad_file_error_points_to_skip_bad(simulated, tmp_path):
+    folder = _copy_good(simulated, tmp_path / "frames")
+    (folder / "x.fits").write_text("this is not a FITS file\n")
+    proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
+    err = assert_input_error(proc, "x.fits:", "--skip-bad")
+    assert "on_error" not in err
+
+
+# --------------------------------------------------------------------------- partly blank frames
+
+
+def test_partly_blank_frames(tmp_path):
+    """A frame with its left 30 % blank and one with a 50-pixel blank border."""
+    size, left, border = 512, int(0.3 * 512), 50
+    field = simulate_field(
+        seed=11,
+        shape=(size, size),
+        n_frames=7,
+        n_objects=8,
+        snr_range=(8.0, 15.0),
+        rate_range=(10.0, 80.0),
+    )
+    field.frames[1][1][:, :left] = np.nan
+    field.frames[4][1][:border] = np.nan
+    field.frames[4][1][-border:] = np.nan
+    field.frames[4][1][:, :border] = np.nan
+    field.frames[4][1][:, -border:] = np.nan
+    frames_dir, truth_path = io.write_simulated_field(field, tmp_path / "sim")
+
+    proc = run_cli("detect", frames_dir, "--out", tmp_path / "t.json", "-q")
+    assert proc.returncode == 0, proc.stderr
+
+    def clear(obj) -> bool:  # 5 px (about 2 FWHM) away from any blank pixel
+        o1, o4 = obj["observations"][1], obj["observations"][4]
+        inside4 = border + 5 <= min(o4["x"], o4["y"]) and max(o4["x"], o4["y"]) <= size - border - 6
+        return o1["x"] >= left + 5 and inside4
+
+    truth = json.loads(truth_path.read_text())
+    outside = {o["id"] for o in truth["objects"] if clear(o)}
+    assert len(outside) >= 4, "the field should keep most movers clear of the blank regions"
+    score = score_field(json.loads((tmp_path / "t.json").read_text()), truth)
+    missed = sorted(o.id for o in score.objects if o.id in outside and not o.recovered)
+    assert missed == [], f"movers clear of the blank regions were missed: {missed}"
+    assert score.false_tracks == 0, score.track_matches
+    assert score.duplicates == 0, score.track_matches
+
+
+# --------------------------------------------------------------------------- real data
+
+
+@pytest.mark.realdata
+def test_real_lowell_sequence_finds_roachapproach(tmp_path):
+    folder = shared_path(*LOWELL)
+    proc = run_cli(
+        "detect",
+        folder / "frames",
+        "--bias",
+        folder / "calib" / "master_bias.fits",
+        "--flat",
+        folder / "calib" / "master_flat.fits",
+        "--out",
+        tmp_path / "tracks.json",
+        "--mpc",
+        tmp_path / "report.txt",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    tracks = json.loads((tmp_path / "tracks.json").read_text())["tracks"]
+    assert len(tracks) == 1, [t.get("rate_arcsec_per_hour") for t in tracks]
+    assert len(tracks[0]["observations"]) >= 15
+    assert tracks[0]["rate_arcsec_per_hour"] == pytest.approx(9.3, abs=0.3)
+    lines = (tmp_path / "report.txt").read_text().splitlines()
+    assert len(lines) == len(tracks[0]["observations"])
+    assert all(len(line) == 80 for line in lines), [len(line) for line in lines]
+    dates = {MPC_DATE.match(line).group(1)[:10] for line in lines}
+    assert dates == {"2019 03 26"}
+
+
+@pytest.mark.realdata
+def test_real_ztf_cutouts_without_wcs_or_time_are_refused(tmp_path):
+    folder = shared_path(*ZTF)
+    proc = run_cli("detect", folder, "--out", tmp_path / "t.json")
+    err = assert_input_error(proc, "no celestial WCS", "observation time")
+    assert re.search(r"candid\d+\w*\.fits\.gz:", err), proc.stderr
+    assert not (tmp_path / "t.json").exists()
