@@ -113,6 +113,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             config=config,
             progress=progress,
             timings={"load": time.perf_counter() - t0},
+            keep_differences=args.cutouts is not None,
         )
     contract = report.tracks_to_contract(result.tracks, frames=result.frames, run=result.run)
     io.write_json(args.out, contract)
@@ -121,6 +122,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
             result.tracks, frames=result.frames, observatory_code=args.observatory
         )
         io.write_text(args.mpc, mpc)
+    if args.cutouts is not None:
+        _write_cutouts(result, args.cutouts)
     if show:
         console = Console(stderr=True)
         _summary(result.tracks, console)
@@ -130,6 +133,19 @@ def cmd_detect(args: argparse.Namespace) -> int:
             f"tracks written to {args.out}" + (f", MPC report to {args.mpc}" if args.mpc else "")
         )
     return 0
+
+
+def _write_cutouts(result, folder: Path) -> None:
+    """A blink strip per track and an overview of the field, as PNG."""
+    import numpy as np
+
+    from detectors import io
+    from detectors.cutouts import field_overlay, track_strip
+
+    mjd = np.array([f.mjd for f in result.frames])
+    for track in result.tracks:
+        io.write_png(folder / f"{track.id}.png", track_strip(track, result.differences, mjd))
+    io.write_png(folder / "overview.png", field_overlay(result.differences.template, result.tracks))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -178,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-faint", action="store_true", help="skip the faint shift-and-stack search")
     d.add_argument("--bias", type=Path, help="master bias FITS to subtract")
     d.add_argument("--flat", type=Path, help="master flat FITS to divide by")
+    d.add_argument(
+        "--cutouts", type=Path, help="write a PNG blink strip per track and an overview here"
+    )
     d.add_argument(
         "--skip-bad", action="store_true", help="skip unreadable frames instead of stopping"
     )

@@ -65,10 +65,12 @@ def defect_mask(
     padded = xp.full((ny * block, w), xp.nan, dtype=xp.float32)
     padded[:h] = med
     seg, _ = stack_median(padded.reshape(ny, block, w).transpose(1, 0, 2))
-    seg_sigma = MAD_TO_SIGMA * xp.nanmedian(xp.abs(seg - xp.nanmedian(seg, axis=1, keepdims=True)))
-    bad_seg = xp.abs(seg - xp.nanmedian(seg, axis=1, keepdims=True)) > column_sigma * max(
-        float(seg_sigma), sigma / block**0.5
-    )
+    # Compare each segment with its neighbours along the row (not the whole
+    # row), so vignetting, gradients and star halos are not taken for columns.
+    local = ndi.median_filter(xp.nan_to_num(seg), size=(1, 15), mode="nearest")
+    excess = seg - local
+    seg_sigma = MAD_TO_SIGMA * xp.nanmedian(xp.abs(excess))
+    bad_seg = xp.abs(excess) > column_sigma * max(float(seg_sigma), sigma / block**0.5)
     columns = xp.repeat(bad_seg, block, axis=0)[:h]
     columns = ndi.binary_dilation(columns, structure=xp.ones((1, 3), dtype=bool))
     return hot | columns
