@@ -8,6 +8,7 @@ line naming the file and the problem, and exit non-zero without a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -168,6 +169,104 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embedded_env() -> None:
+    """Select the in-process broker before any actor module is imported."""
+    os.environ["ASTROHUNTER_BROKER"] = "memory"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .client import print_tracks, run_embedded, run_remote
+
+    body = {
+        "ra": args.ra,
+        "dec": args.dec,
+        "radius_arcmin": args.radius,
+        "source": args.source,
+        "rate_min": args.rate_min,
+        "rate_max": args.rate_max,
+        "faint": not args.no_faint,
+        "seed": args.seed,
+    }
+    if args.path:
+        body["path"] = args.path
+    console = Console(stderr=True)
+    try:
+        if args.server:
+            status, contract = run_remote(args.server, body, console)
+        else:
+            _embedded_env()
+            status, contract = run_embedded(body, console)
+    except ValueError as exc:  # the API refused the request (422)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        from detectors import io
+
+        io.write_json(args.out, contract)
+    if status["state"] != "done":
+        print(
+            f"error: job {status['job_id']} {status['state']}: {status.get('error')}",
+            file=sys.stderr,
+        )
+        return 1
+    print_tracks(contract, status, Console())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _embedded_env()
+    import uvicorn
+    from dramatiq import Worker
+
+    from .api.main import create_app
+    from .broker import broker
+
+    worker = Worker(broker, worker_threads=args.threads)
+    worker.start()
+    try:
+        uvicorn.run(create_app(), host=args.host, port=args.port)
+    finally:
+        worker.stop()
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .api.main import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port)
+    return 0
+
+
+#: ``astrohunter worker STAGE``: the actor module and queue of each service.
+WORKER_STAGES = {
+    "download": ("app.actors.download", "download"),
+    "data": ("app.actors.data", "data"),
+    "fast_detect": ("app.actors.fast_detect", "fast_detect"),
+    "detailed_detect": ("app.actors.detailed_detect", "detailed_detect"),
+}
+
+
+def worker_command(stage: str, *, processes: int, threads: int) -> list[str]:
+    """The ``dramatiq`` command line that serves one stage's queue (or all)."""
+    if stage == "all":
+        modules, queues = ["app.actors.all"], list(WORKER_STAGES)
+    else:
+        module, queue = WORKER_STAGES[stage]
+        modules, queues = [module], [queue]
+    return [
+        sys.executable, "-m", "dramatiq", *modules,
+        "--processes", str(processes), "--threads", str(threads), "--queues", *queues,
+    ]  # fmt: skip
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    command = worker_command(args.stage, processes=args.processes, threads=args.threads)
+    os.execv(command[0], command)
+    return 0  # not reached: exec replaces this process
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="astrohunter",
@@ -214,6 +313,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rate-min", type=float, default=1.0, help="motion range, arcsec/h")
     s.add_argument("--rate-max", type=float, default=150.0)
     s.set_defaults(func=cmd_simulate)
+
+    q = sub.add_parser("search", help="search a sky position and print its tracks")
+    q.add_argument("--ra", type=float, required=True, help="right ascension, degrees")
+    q.add_argument("--dec", type=float, required=True, help="declination, degrees")
+    q.add_argument("--radius", type=float, default=6.0, help="field half-width, arcmin (6)")
+    q.add_argument("--source", default="simulated", help="frame source (GET /sources)")
+    q.add_argument("--path", help="folder or glob, for --source local")
+    q.add_argument("--rate-min", type=float, default=1.0)
+    q.add_argument("--rate-max", type=float, default=150.0)
+    q.add_argument("--no-faint", action="store_true")
+    q.add_argument("--seed", type=int, default=0, help="simulated source: which realisation")
+    q.add_argument("--server", help="API URL (e.g. http://localhost:8000); default: embedded")
+    q.add_argument("--out", type=Path, help="also write the tracks JSON here")
+    q.set_defaults(func=cmd_search)
+
+    for name, helptext, func in (
+        ("serve", "embedded: API and every worker in one process, no RabbitMQ", cmd_serve),
+        ("api", "the API gateway alone (workers run separately)", cmd_api),
+    ):
+        a = sub.add_parser(name, help=helptext)
+        a.add_argument("--host", default="127.0.0.1")
+        a.add_argument("--port", type=int, default=8000)
+        if name == "serve":
+            a.add_argument("--threads", type=int, default=2, help="worker threads")
+        a.set_defaults(func=func)
+
+    w = sub.add_parser("worker", help="a Dramatiq worker for one stage's queue, or all")
+    w.add_argument("stage", choices=[*WORKER_STAGES, "all"])
+    w.add_argument("--processes", type=int, default=1)
+    w.add_argument("--threads", type=int, default=1)
+    w.set_defaults(func=cmd_worker)
     return parser
 
 
@@ -221,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.simplefilter("ignore", category=AstropyWarning)  # header nits; real problems raise
     warnings.filterwarnings("ignore", message="skipped ")  # printed once by the command itself
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     try:
         return args.func(args)
     except (InputError, RuntimeError) as exc:  # RuntimeError: e.g. --device gpu without a GPU

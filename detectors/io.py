@@ -25,6 +25,7 @@ from typing import Any, Literal, overload
 
 import numpy as np
 from astropy.io import fits
+from astropy.wcs import WCS
 
 from .errors import InputError
 from .headers import (
@@ -43,8 +44,10 @@ __all__ = [
     "SkippedFileWarning",
     "check_frames",
     "expand_paths",
+    "load_fast_result",
     "load_frame",
     "load_frames",
+    "save_fast_result",
     "write_fits",
     "write_json",
     "write_png",
@@ -577,6 +580,80 @@ def write_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
 
     return _atomic_write(
         Path(path), lambda tmp: Image.fromarray(rgb, "RGB").save(tmp, format="PNG")
+    )
+
+
+def save_fast_result(path: str | os.PathLike, fast: Any) -> Path:
+    """Write a :class:`detectors.search.FastResult` for the detailed detector.
+
+    The fast and detailed detectors may run on different hosts; what passes
+    between them is this one uncompressed ``.npz`` in the shared data folder
+    (arrays are large; the broker only carries the job id).
+    """
+    from .backend import to_numpy
+
+    d = fast.differences
+    c = fast.candidates
+    lengths = np.array([t.size for t in fast.tracklets], dtype=np.int64)
+    members = np.concatenate(fast.tracklets) if fast.tracklets else np.zeros(0, dtype=np.int64)
+    meta = {
+        "ref": fast.ref,
+        "zero_point": fast.zero_point,
+        "timings": fast.timings,
+        "wcs": fast.wcs.to_header(relax=True).tostring(),
+    }
+    arrays = {
+        "diff": to_numpy(d.diff),
+        "psi": to_numpy(d.psi),
+        "phi": to_numpy(d.phi),
+        "template": to_numpy(d.template),
+        "scale": d.scale,
+        "psf_sigma": d.psf_sigma,
+        "noise": d.noise,
+        "mjd": fast.mjd,
+        "tracklet_lengths": lengths,
+        "tracklet_members": members,
+        "meta": np.array(json.dumps(meta)),
+        **{f"cand_{k}": getattr(c, k) for k in ("frame", "y", "x", "flux", "snr")},
+    }
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    return _atomic_write(Path(path), write)
+
+
+def load_fast_result(path: str | os.PathLike) -> Any:
+    """Read what :func:`save_fast_result` wrote (arrays come back as NumPy)."""
+    from .difference import Differences
+    from .search import FastResult
+    from .types import Candidates
+
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        diffs = Differences(
+            diff=z["diff"],
+            psi=z["psi"],
+            phi=z["phi"],
+            template=z["template"],
+            scale=z["scale"],
+            psf_sigma=z["psf_sigma"],
+            noise=z["noise"],
+        )
+        cands = Candidates(**{k: z[f"cand_{k}"] for k in ("frame", "y", "x", "flux", "snr")})
+        bounds = np.cumsum(z["tracklet_lengths"])[:-1]
+        tracklets = np.split(z["tracklet_members"], bounds) if z["tracklet_lengths"].size else []
+        mjd = z["mjd"]
+    return FastResult(
+        mjd=mjd,
+        wcs=WCS(fits.Header.fromstring(meta["wcs"])),
+        ref=meta["ref"],
+        zero_point=meta["zero_point"],
+        differences=diffs,
+        candidates=cands,
+        tracklets=list(tracklets),
+        timings=meta["timings"],
     )
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install (if needed), simulate a field with known asteroids, and search it.
+# Install (if needed), then run a search on the embedded default: the API and all
+# workers in this process, an in-process broker, SQLite under ./data, and the
+# simulated source (a realistic field with known asteroids; no network needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-out=${1:-out/demo}
-.venv/bin/astrohunter simulate "$out" --seed 7 --size 1024 --frames 10 --objects 12
-.venv/bin/astrohunter detect "$out/frames" --out "$out/tracks.json" --mpc "$out/report.mpc"
+exec .venv/bin/astrohunter search --ra 83.8 --dec -5.4 --source simulated --out out/demo-tracks.json "$@"

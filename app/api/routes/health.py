@@ -1,0 +1,53 @@
+"""``GET /health``: can this deployment run a search right now?"""
+
+from __future__ import annotations
+
+import shutil
+
+from fastapi import APIRouter, Response, status
+from sqlalchemy import text
+
+from ..deps import BoardDep, SessionDep, SettingsDep
+
+router = APIRouter(tags=["health"])
+
+
+def _broker_ok(settings) -> tuple[bool, str]:
+    """Open (and close) a connection to RabbitMQ; the in-process broker is always up."""
+    if settings.broker_kind != "rabbitmq":
+        return True, "in-process"
+    import pika
+
+    try:
+        url = f"{settings.rabbitmq_url}?socket_timeout=2&connection_attempts=1"
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+        return True, f"rabbitmq at {settings.rabbitmq_host}"
+    except Exception as exc:  # any failure to connect means: down
+        return False, f"rabbitmq at {settings.rabbitmq_host}: {exc.__class__.__name__}"
+
+
+@router.get("/health")
+def health(response: Response, session: SessionDep, board: BoardDep, settings: SettingsDep):
+    """Broker, Redis, database and disk; 503 when a search could not run."""
+    checks: dict[str, dict] = {}
+    ok, detail = _broker_ok(settings)
+    checks["broker"] = {"ok": ok, "detail": detail}
+    checks["redis"] = {
+        "ok": board.ping() if board.configured else True,
+        "detail": "configured" if board.configured else "not configured (status from the database)",
+    }
+    try:
+        session.execute(text("SELECT 1"))
+        checks["database"] = {"ok": True, "detail": settings.db_url.split("://")[0]}
+    except Exception as exc:
+        checks["database"] = {"ok": False, "detail": exc.__class__.__name__}
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    free_gb = shutil.disk_usage(settings.data_dir).free / 1e9
+    checks["disk"] = {
+        "ok": free_gb >= settings.min_disk_space_gb,
+        "detail": f"{free_gb:.1f} GB free, {settings.min_disk_space_gb} GB required",
+    }
+    healthy = all(c["ok"] for c in checks.values())
+    if not healthy:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return {"ok": healthy, "checks": checks}

@@ -1,0 +1,71 @@
+"""Settings: the one place that reads the environment.
+
+Every service reads the same variables, so one host or many, embedded or
+over RabbitMQ, configure the same way (see docker-compose.yml).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """AstroHunter's settings, from environment variables (names in capitals)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Field(Path("data"), alias="DATA_DIR")
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    redis_host: str | None = Field(None, alias="REDIS_HOST")
+    redis_port: int = Field(6379, alias="REDIS_PORT")
+    rabbitmq_host: str | None = Field(None, alias="RABBITMQ_HOST")
+    rabbitmq_port: int = Field(5672, alias="RABBITMQ_PORT")
+    rabbitmq_user: str = Field("guest", alias="RABBITMQ_USER")
+    rabbitmq_password: str = Field("guest", alias="RABBITMQ_PASSWORD")
+    broker: Literal["auto", "rabbitmq", "memory"] = Field("auto", alias="ASTROHUNTER_BROKER")
+    data_retention_days: float = Field(7, alias="DATA_RETENTION_DAYS")
+    min_disk_space_gb: float = Field(10, alias="MIN_DISK_SPACE_GB")
+    cleanup_schedule_hours: float = Field(24, alias="CLEANUP_SCHEDULE_HOURS")
+    device: Literal["cpu", "gpu"] = Field("cpu", alias="ASTROHUNTER_DEVICE")
+    local_roots_env: str = Field("", alias="ASTROHUNTER_LOCAL_ROOTS")
+
+    @property
+    def local_roots(self) -> list[str]:
+        """Folders the ``local`` source may read (``ASTROHUNTER_LOCAL_ROOTS``, colon-separated)."""
+        return [p for p in self.local_roots_env.split(":") if p]
+
+    @property
+    def db_url(self) -> str:
+        """``DATABASE_URL``, or SQLite in the data folder."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'astrohunter.db').resolve()}"
+
+    @property
+    def broker_kind(self) -> Literal["rabbitmq", "memory"]:
+        """RabbitMQ when a host is configured, else the in-process broker."""
+        if self.broker != "auto":
+            return self.broker
+        return "rabbitmq" if self.rabbitmq_host else "memory"
+
+    @property
+    def rabbitmq_url(self) -> str:
+        return (
+            f"amqp://{self.rabbitmq_user}:{self.rabbitmq_password}@"
+            f"{self.rabbitmq_host or '127.0.0.1'}:{self.rabbitmq_port}"
+        )
+
+    def job_dir(self, job_id: str) -> Path:
+        """Where a job's files live: ``raw/`` frames, ``work/`` arrays, ``results/``."""
+        return self.data_dir / "jobs" / job_id
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings (read once)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Metadata and results: SQLAlchemy 2 models in SQLite (default) or PostgreSQL."""

@@ -1,0 +1,168 @@
+"""Every query the services make (routes and actors never write SQL)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from .models import ACTIVE_STATES, Event, FileRecord, Job, Observation, TrackRecord
+
+__all__ = [
+    "add_event",
+    "create_or_get_job",
+    "get_job",
+    "list_jobs",
+    "register_files",
+    "replace_tracks",
+    "search_key",
+    "tracks_of",
+    "update_job",
+]
+
+
+def search_key(*, ra: float, dec: float, source: str, params: dict[str, Any]) -> str:
+    """A hash of everything that defines a search, to spot a repeated one."""
+    canonical = json.dumps(
+        {"ra": round(ra, 7), "dec": round(dec, 7), "source": source, "params": params},
+        sort_keys=True,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def create_or_get_job(
+    *, session: Session, ra: float, dec: float, source: str, params: dict[str, Any], simulated: bool
+) -> tuple[Job, bool]:
+    """The running job with these parameters, or a new queued one.
+
+    Returns
+    -------
+    job, created : Job, bool
+    """
+    key = search_key(ra=ra, dec=dec, source=source, params=params)
+    running = session.scalars(
+        select(Job).where(Job.params_key == key, Job.state.in_(ACTIVE_STATES)).limit(1)
+    ).first()
+    if running is not None:
+        return running, False
+    job = Job(ra=ra, dec=dec, source=source, params=params, params_key=key, simulated=simulated)
+    session.add(job)
+    session.flush()
+    session.add(
+        Event(job_id=job.id, kind="created", message=f"search at RA {ra} Dec {dec} ({source})")
+    )
+    session.commit()
+    return job, True
+
+
+def get_job(*, session: Session, job_id: str) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def list_jobs(
+    *, session: Session, state: str | None = None, offset: int = 0, limit: int = 50
+) -> tuple[Sequence[Job], int]:
+    """A page of jobs, newest first, and the total count."""
+    query = select(Job)
+    count = select(func.count()).select_from(Job)
+    if state:
+        query, count = query.where(Job.state == state), count.where(Job.state == state)
+    jobs = session.scalars(query.order_by(Job.created_at.desc()).offset(offset).limit(limit)).all()
+    return jobs, int(session.scalar(count) or 0)
+
+
+def update_job(*, session: Session, job_id: str, **fields: Any) -> Job:
+    """Set fields of a job and commit."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise KeyError(job_id)
+    for name, value in fields.items():
+        setattr(job, name, value)
+    session.commit()
+    return job
+
+
+def add_event(*, session: Session, job_id: str, kind: str, message: str = "") -> None:
+    session.add(Event(job_id=job_id, kind=kind, message=message))
+    session.commit()
+
+
+def register_files(*, session: Session, job_id: str, files: Sequence[dict[str, Any]]) -> None:
+    """Record a job's frames; a name already recorded is updated, not duplicated."""
+    existing = {
+        f.name: f for f in session.scalars(select(FileRecord).where(FileRecord.job_id == job_id))
+    }
+    for info in files:
+        record = existing.get(info["name"])
+        if record is None:
+            session.add(FileRecord(job_id=job_id, **info))
+        else:
+            for name, value in info.items():
+                setattr(record, name, value)
+    session.commit()
+
+
+def replace_tracks(*, session: Session, job_id: str, tracks: Sequence[dict[str, Any]]) -> None:
+    """Store a job's tracks (contract dicts), replacing any from an earlier delivery."""
+    session.execute(delete(TrackRecord).where(TrackRecord.job_id == job_id))
+    for t in tracks:
+        record = TrackRecord(
+            job_id=job_id,
+            designation=t["id"],
+            rate_arcsec_per_hour=t["rate_arcsec_per_hour"],
+            position_angle_deg=t["position_angle_deg"],
+            stacked_snr=t["stacked_snr"],
+            known_object=t.get("known_object"),
+        )
+        record.observations = [
+            Observation(
+                mjd=o["mjd"],
+                ra=o["ra"],
+                dec=o["dec"],
+                ra_err_arcsec=o.get("ra_err_arcsec"),
+                dec_err_arcsec=o.get("dec_err_arcsec"),
+                mag=o.get("mag"),
+                snr=o.get("snr"),
+                frame=o.get("frame"),
+            )
+            for o in t["observations"]
+        ]
+        session.add(record)
+    session.commit()
+
+
+def tracks_of(*, session: Session, job_id: str) -> list[dict[str, Any]]:
+    """A job's tracks in the shared tracks contract's form."""
+    records = session.scalars(
+        select(TrackRecord)
+        .where(TrackRecord.job_id == job_id)
+        .options(selectinload(TrackRecord.observations))
+        .order_by(TrackRecord.designation)
+    ).all()
+    out = []
+    for r in records:
+        observations = []
+        for o in r.observations:
+            obs = {"mjd": o.mjd, "ra": o.ra, "dec": o.dec}
+            for name in ("ra_err_arcsec", "dec_err_arcsec"):
+                if getattr(o, name) is not None:
+                    obs[name] = getattr(o, name)
+            obs.update(mag=o.mag, snr=o.snr)
+            if o.frame is not None:
+                obs["frame"] = o.frame
+            observations.append(obs)
+        out.append(
+            {
+                "id": r.designation,
+                "observations": observations,
+                "rate_arcsec_per_hour": r.rate_arcsec_per_hour,
+                "position_angle_deg": r.position_angle_deg,
+                "stacked_snr": r.stacked_snr,
+                "known_object": r.known_object,
+            }
+        )
+    return out

@@ -1,0 +1,271 @@
+"""The search as four stages, each a plain function of a job id.
+
+``download`` -> ``ingest`` -> ``fast`` -> ``detailed``. The Dramatiq actors
+(one per service) and the embedded mode call exactly these functions. Each
+stage reads what the previous one left in the database and the job's data
+folder, writes its own output the same way, and can be run twice without
+harm: files are registered by name, arrays are overwritten atomically and
+tracks are replaced, never appended.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from detectors import io, report
+from detectors.config import SearchConfig
+from detectors.errors import InputError
+from detectors.search import detailed_detect, fast_detect, run_info
+
+from .config import Settings
+from .db import crud
+from .db.base import session_factory
+from .db.models import ACTIVE_STATES
+from .sources import FetchRequest, get_source
+from .status import StatusBoard
+
+__all__ = ["STAGES", "Cancelled", "Context", "detailed", "download", "fail", "fast", "ingest"]
+
+#: Each stage's state name and the share of the job's percent it covers.
+STAGES = {
+    "download": ("downloading", 0.0, 20.0),
+    "ingest": ("ingesting", 20.0, 25.0),
+    "fast": ("fast_detect", 25.0, 75.0),
+    "detailed": ("detailed_detect", 75.0, 100.0),
+}
+#: Seconds between progress writes to the database (Redis gets every tick).
+DB_PROGRESS_EVERY_S = 2.0
+
+
+class Cancelled(Exception):
+    """The job was cancelled (or already finished): stop without error."""
+
+
+@dataclass
+class Context:
+    """What every stage needs: settings, database sessions, live status."""
+
+    settings: Settings
+    sessions: sessionmaker = field(init=False)
+    board: StatusBoard = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sessions = session_factory(self.settings.db_url)
+        self.board = StatusBoard(self.settings)
+
+
+class _Stage:
+    """Bookkeeping of one stage run: state, percent, timing, events, cancellation."""
+
+    def __init__(self, ctx: Context, session: Session, job_id: str, name: str) -> None:
+        self.ctx, self.session, self.job_id = ctx, session, job_id
+        self.state, self.lo, self.hi = STAGES[name]
+        self.started = time.perf_counter()
+        self.last_db = 0.0
+        job = crud.get_job(session=session, job_id=job_id)
+        if job is None:
+            raise Cancelled(f"job {job_id} does not exist")
+        if job.state not in ACTIVE_STATES:
+            raise Cancelled(f"job {job_id} is {job.state}")
+        self.job = job
+        crud.update_job(session=session, job_id=job_id, state=self.state, percent=self.lo)
+        crud.add_event(
+            session=session, job_id=job_id, kind="stage", message=f"{self.state} started"
+        )
+        ctx.board.set(job_id, state=self.state, percent=self.lo, message="")
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report progress within the stage (0..1); stops if the job was cancelled."""
+        percent = round(self.lo + (self.hi - self.lo) * min(max(fraction, 0.0), 1.0), 1)
+        self.ctx.board.set(self.job_id, state=self.state, percent=percent, message=message)
+        now = time.perf_counter()
+        if now - self.last_db >= DB_PROGRESS_EVERY_S:
+            self.last_db = now
+            self.session.refresh(self.job)
+            if self.job.state == "cancelled":
+                raise Cancelled(f"job {self.job_id} was cancelled")
+            crud.update_job(session=self.session, job_id=self.job_id, percent=percent)
+
+    def engine_progress(self, stages: tuple[str, ...]) -> Callable[[str, int, int], None]:
+        """A ``progress(stage, done, total)`` for the engine, spread over its stages."""
+
+        def callback(stage: str, done: int, total: int) -> None:
+            k = stages.index(stage) if stage in stages else 0
+            self.progress((k + done / max(total, 1)) / len(stages), f"{stage} {done}/{total}")
+
+        return callback
+
+    def finish(self, **fields) -> None:
+        seconds = round(time.perf_counter() - self.started, 3)
+        self.session.refresh(self.job)
+        timings = {**self.job.timings, self.state: seconds}
+        crud.update_job(
+            session=self.session, job_id=self.job_id, timings=timings, percent=self.hi, **fields
+        )
+        crud.add_event(
+            session=self.session,
+            job_id=self.job_id,
+            kind="stage",
+            message=f"{self.state} done in {seconds} s",
+        )
+        self.ctx.board.set(self.job_id, percent=self.hi)
+
+
+def _config(settings: Settings, params: dict) -> SearchConfig:
+    return SearchConfig(
+        rate_min=params.get("rate_min", 1.0),
+        rate_max=params.get("rate_max", 150.0),
+        faint=params.get("faint", True),
+        device=settings.device,
+    )
+
+
+def _paths(ctx: Context, job_id: str) -> dict[str, Path]:
+    root = ctx.settings.job_dir(job_id)
+    return {"raw": root / "raw", "work": root / "work", "results": root / "results"}
+
+
+def download(ctx: Context, job_id: str) -> None:
+    """Get the job's frames from its source into ``raw/`` (or name them in place)."""
+    with ctx.sessions() as session:
+        stage = _Stage(ctx, session, job_id, "download")
+        job = stage.job
+        source = get_source(job.source)
+        raw = _paths(ctx, job_id)["raw"]
+        request = FetchRequest(
+            ra=job.ra,
+            dec=job.dec,
+            radius_arcmin=job.params.get("radius_arcmin", 6.0),
+            dest=raw,
+            options=job.params,
+        )
+        paths = source.fetch(
+            request, lambda done, total, msg: stage.progress(done / max(total, 1), msg)
+        )
+        io.write_json(raw.parent / "manifest.json", {"files": [str(p) for p in paths]})
+        stage.finish()
+
+
+def ingest(ctx: Context, job_id: str) -> None:
+    """The data service: read every frame's header, validate, register the files."""
+    with ctx.sessions() as session:
+        stage = _Stage(ctx, session, job_id, "ingest")
+        manifest = _read_manifest(ctx, job_id)
+        loaded = io.load_frames(
+            manifest, on_error="skip", progress=lambda d, t: stage.progress(d / max(t, 1))
+        )
+        io.check_frames(loaded.frames, skipped=loaded.skipped)
+        records = []
+        for frame, path in zip(loaded.frames, _frame_paths(manifest, loaded.frames), strict=True):
+            ra, dec = frame.wcs.celestial.pixel_to_world_values(
+                (frame.shape[1] - 1) / 2, (frame.shape[0] - 1) / 2
+            )
+            records.append(
+                {
+                    "name": frame.name,
+                    "path": str(path),
+                    "size_bytes": path.stat().st_size,
+                    "mjd": frame.mjd,
+                    "exptime": frame.exptime,
+                    "filter": frame.filter,
+                    "ra_center": float(ra),
+                    "dec_center": float(dec),
+                    "width": frame.shape[1],
+                    "height": frame.shape[0],
+                }
+            )
+        crud.register_files(session=session, job_id=job_id, files=records)
+        for name, reason in loaded.skipped:
+            crud.add_event(
+                session=session, job_id=job_id, kind="skipped", message=f"{name}: {reason}"
+            )
+        stage.finish(
+            counts={**stage.job.counts, "frames": len(records), "skipped": len(loaded.skipped)}
+        )
+
+
+def _read_manifest(ctx: Context, job_id: str) -> list[Path]:
+    manifest = _paths(ctx, job_id)["raw"].parent / "manifest.json"
+    return [Path(p) for p in json.loads(manifest.read_text())["files"]]
+
+
+def _frame_paths(paths: list[Path], frames: list) -> list[Path]:
+    by_name = {p.name: p for p in paths}
+    return [by_name[f.name] for f in frames]
+
+
+def _registered_frames(session: Session, job_id: str):
+    job = crud.get_job(session=session, job_id=job_id)
+    paths = [Path(f.path) for f in sorted(job.files, key=lambda f: f.mjd or 0.0)]
+    if not paths:
+        raise InputError(f"job {job_id} has no registered frames")
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        raise InputError(
+            f"frames are gone from the data folder (cleaned up?): {', '.join(missing)}"
+        )
+    return io.load_frames(paths).frames
+
+
+def fast(ctx: Context, job_id: str) -> None:
+    """The fast detector: align, difference, detect, link; arrays saved to ``work/``."""
+    with ctx.sessions() as session:
+        stage = _Stage(ctx, session, job_id, "fast")
+        frames = _registered_frames(session, job_id)
+        result = fast_detect(
+            frames,
+            config=_config(ctx.settings, stage.job.params),
+            progress=stage.engine_progress(("align", "difference", "detect", "link")),
+        )
+        io.save_fast_result(_paths(ctx, job_id)["work"] / "fast.npz", result)
+        stage.finish(
+            counts={
+                **stage.job.counts,
+                "candidates": len(result.candidates),
+                "tracklets": len(result.tracklets),
+            }
+        )
+
+
+def detailed(ctx: Context, job_id: str) -> None:
+    """The detailed detector: verify and measure tracks, store results, finish the job."""
+    with ctx.sessions() as session:
+        stage = _Stage(ctx, session, job_id, "detailed")
+        config = _config(ctx.settings, stage.job.params)
+        fast_result = io.load_fast_result(_paths(ctx, job_id)["work"] / "fast.npz")
+        tracks = detailed_detect(
+            fast_result, config=config, progress=stage.engine_progress(("fit", "slow"))
+        )
+        frames = _registered_frames(session, job_id)
+        run = run_info(fast_result, frames, config)
+        contract = report.tracks_to_contract(tracks, frames=frames, run=run)
+        results = _paths(ctx, job_id)["results"]
+        io.write_json(results / "tracks.json", contract)
+        mpc = report.mpc_report(tracks, frames=frames)
+        if stage.job.simulated:
+            mpc = "COM SIMULATED DATA from AstroHunter's simulator: not observations, do not submit\n" + mpc
+        io.write_text(results / "report.mpc", mpc)
+        crud.replace_tracks(session=session, job_id=job_id, tracks=contract["tracks"])
+        stage.finish(
+            state="done",
+            counts={**stage.job.counts, "tracks": len(tracks)},
+            run=run,
+        )
+        ctx.board.set(job_id, state="done", percent=100.0, message="")
+
+
+def fail(ctx: Context, job_id: str, message: str) -> None:
+    """Mark a job failed with a message a user can act on."""
+    with ctx.sessions() as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        if job is None or job.state not in ACTIVE_STATES:
+            return
+        crud.update_job(session=session, job_id=job_id, state="failed", error=message)
+        crud.add_event(session=session, job_id=job_id, kind="failed", message=message)
+    ctx.board.set(job_id, state="failed", message=message)

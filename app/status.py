@@ -1,0 +1,87 @@
+"""Live job status in Redis, for fast polling; the database stays the record.
+
+Workers report progress many times a second; writing each tick to the
+database would make every poll and every worker contend for it. Ticks go to
+Redis (a hash per job, expiring after a day); stage changes, counts and
+errors go to the database as well. When Redis is not configured or is down,
+reads fall back to the database and writes to it are skipped, so the API
+keeps answering.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+
+from .config import Settings
+
+__all__ = ["StatusBoard"]
+
+log = logging.getLogger(__name__)
+KEY = "astrohunter:job:{}"
+TTL_S = 86400
+
+
+class StatusBoard:
+    """Read and write live job status (state, percent, stage, message)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._client = (
+            redis.Redis(
+                host=settings.redis_host,
+                port=settings.redis_port,
+                socket_timeout=1.0,
+                socket_connect_timeout=1.0,
+                decode_responses=True,
+            )
+            if settings.redis_host
+            else None
+        )
+        self._down_until = 0.0
+
+    @property
+    def configured(self) -> bool:
+        return self._client is not None
+
+    def _usable(self) -> bool:
+        return self._client is not None and time.monotonic() >= self._down_until
+
+    def _failed(self, exc: Exception) -> None:
+        # Do not retry a dead Redis on every tick: back off for a few seconds.
+        log.warning("Redis unavailable (%s); live status falls back to the database", exc)
+        self._down_until = time.monotonic() + 5.0
+
+    def set(self, job_id: str, **fields: Any) -> None:
+        """Merge ``fields`` into the job's live status."""
+        if not self._usable():
+            return
+        try:
+            key = KEY.format(job_id)
+            pipe = self._client.pipeline()
+            pipe.hset(key, mapping={k: str(v) for k, v in fields.items()})
+            pipe.expire(key, TTL_S)
+            pipe.execute()
+        except redis.RedisError as exc:
+            self._failed(exc)
+
+    def get(self, job_id: str) -> dict[str, str] | None:
+        """The job's live status, or None when Redis has none or is unreachable."""
+        if not self._usable():
+            return None
+        try:
+            return self._client.hgetall(KEY.format(job_id)) or None
+        except redis.RedisError as exc:
+            self._failed(exc)
+            return None
+
+    def ping(self) -> bool:
+        """True when Redis answers."""
+        if self._client is None:
+            return False
+        try:
+            return bool(self._client.ping())
+        except redis.RedisError:
+            return False
