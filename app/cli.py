@@ -267,6 +267,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0  # not reached: exec replaces this process
 
 
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    import logging
+
+    from .config import get_settings
+    from .scheduler import cleanup_once, run_scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = get_settings()
+    if not (args.once or args.dry_run):
+        run_scheduler(settings)
+        return 0
+    removals = cleanup_once(settings, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for r in removals:
+        print(f"{verb} job {r.job_id}: {r.bytes / 1e6:.1f} MB ({r.reason})")
+        for path in r.paths:
+            print(f"  {path}")
+    print(f"{len(removals)} job(s), {sum(r.bytes for r in removals) / 1e6:.1f} MB {verb}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="astrohunter",
@@ -338,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "serve":
             a.add_argument("--threads", type=int, default=2, help="worker threads")
         a.set_defaults(func=func)
+
+    c = sub.add_parser("cleanup", help="the cleanup service: retention and free-space cleanup")
+    c.add_argument("--once", action="store_true", help="one pass now, then exit")
+    c.add_argument("--dry-run", action="store_true", help="print what would go, remove nothing")
+    c.set_defaults(func=cmd_cleanup)
 
     w = sub.add_parser("worker", help="a Dramatiq worker for one stage's queue, or all")
     w.add_argument("stage", choices=[*WORKER_STAGES, "all"])

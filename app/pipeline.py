@@ -249,7 +249,10 @@ def detailed(ctx: Context, job_id: str) -> None:
         io.write_json(results / "tracks.json", contract)
         mpc = report.mpc_report(tracks, frames=frames)
         if stage.job.simulated:
-            mpc = "COM SIMULATED DATA from AstroHunter's simulator: not observations, do not submit\n" + mpc
+            mpc = (
+                "COM SIMULATED DATA from AstroHunter's simulator: not observations, do not submit\n"
+                + mpc
+            )
         io.write_text(results / "report.mpc", mpc)
         crud.replace_tracks(session=session, job_id=job_id, tracks=contract["tracks"])
         stage.finish(

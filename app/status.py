@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 
 import redis
@@ -22,6 +23,10 @@ __all__ = ["StatusBoard"]
 
 log = logging.getLogger(__name__)
 KEY = "astrohunter:job:{}"
+#: Delete a lock only if it still holds our token (another holder may have it after expiry).
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 TTL_S = 86400
 
 
@@ -76,6 +81,22 @@ class StatusBoard:
         except redis.RedisError as exc:
             self._failed(exc)
             return None
+
+    def acquire(self, name: str, *, ttl_s: int) -> str | None:
+        """Take the named lock for ``ttl_s`` seconds; a token, or None when held elsewhere."""
+        token = uuid.uuid4().hex
+        try:
+            taken = self._client.set(f"astrohunter:lock:{name}", token, nx=True, ex=ttl_s)
+        except (redis.RedisError, AttributeError):
+            return None
+        return token if taken else None
+
+    def release(self, name: str, token: str) -> None:
+        """Give back a lock taken with :meth:`acquire` (only if still ours)."""
+        try:
+            self._client.eval(_RELEASE, 1, f"astrohunter:lock:{name}", token)
+        except redis.RedisError as exc:
+            self._failed(exc)
 
     def ping(self) -> bool:
         """True when Redis answers."""
