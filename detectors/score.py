@@ -20,7 +20,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SNR_BINS", "FieldScore", "ObjectScore", "score_field", "summarize"]
+__all__ = [
+    "DEPTH_SNR_BINS",
+    "SNR_BINS",
+    "FieldScore",
+    "ObjectScore",
+    "completeness_by",
+    "ideal_findable",
+    "score_field",
+    "snr_at_50pct",
+    "summarize",
+]
 
 SNR_BINS: tuple[tuple[float, float], ...] = (
     (0.0, 2.0),
@@ -32,6 +42,19 @@ SNR_BINS: tuple[tuple[float, float], ...] = (
     (10.0, math.inf),
 )
 """Per-frame SNR bins of the completeness table, each ``low <= snr < high``."""
+
+DEPTH_SNR_BINS: tuple[tuple[float, float], ...] = (
+    (0.0, 1.5),
+    (1.5, 2.0),
+    (2.0, 2.5),
+    (2.5, 3.0),
+    (3.0, 3.5),
+    (3.5, 4.0),
+    (4.0, 5.0),
+    (5.0, 6.0),
+    (6.0, math.inf),
+)
+"""Finer per-frame SNR bins for a faint-search depth run, near the sqrt(N) limit."""
 
 _MIN_MATCHED = 3
 _MIN_FRACTION = 0.8
@@ -260,6 +283,133 @@ def summarize(scores: Sequence[FieldScore]) -> dict[str, Any]:
         "astrometric_rms_arcsec_snr_ge_10": _rms(high),
         "n_matched_observations": sum(len(r) for r in residuals),
     }
+
+
+def ideal_findable(snr: Any, *, n_frames: int, threshold: float = 7.0) -> np.ndarray:
+    """Whether an ideal stack search finds an object: ``snr * sqrt(n_frames) >= threshold``.
+
+    Stacking N frames along the true motion raises the per-frame SNR to about
+    ``SNR * sqrt(N)``; a blind search over all motions needs a stacked SNR of
+    about 6-7 to keep chance alarms rare (BENCHMARK.md, "The limit").
+
+    Parameters
+    ----------
+    snr : array_like
+        Mean per-frame SNR of each object.
+    n_frames : int, keyword-only
+        Frames in the field.
+    threshold : float, keyword-only
+        Stacked SNR an ideal search needs.
+
+    Returns
+    -------
+    ndarray of bool
+        One flag per object.
+    """
+    if n_frames < 1:
+        raise ValueError(f"n_frames={n_frames!r}: give the number of frames, >= 1")
+    return np.asarray(snr, dtype=float) * math.sqrt(n_frames) >= threshold
+
+
+def completeness_by(
+    scores: Sequence[FieldScore],
+    bins: Sequence[tuple[float, float]],
+    *,
+    by: str = "snr",
+    labels: Sequence[str] | None = None,
+    n_frames: int | None = None,
+    ideal_threshold: float | None = None,
+) -> list[dict[str, Any]]:
+    """Completeness over fields in bins of per-frame SNR or of sky rate.
+
+    Parameters
+    ----------
+    scores : sequence of FieldScore
+        One per field.
+    bins : sequence of (float, float)
+        ``(low, high)`` pairs, each ``low <= value < high``; ``high`` may be inf.
+    by : {"snr", "rate"}, keyword-only
+        Bin on the mean per-frame SNR or on the rate (arcsec/hour).
+    labels : sequence of str, keyword-only
+        Bin labels (default ``"2-3"``, ``"<2"``, ``">=10"`` style).
+    n_frames, ideal_threshold : keyword-only
+        When both are given, each bin also counts the objects an ideal stack
+        search finds (`ideal_findable`): ``ideal`` (count),
+        ``ideal_completeness`` (``ideal / present``), and the recovery among
+        just those objects, ``findable_present``, ``findable_recovered``,
+        ``findable_completeness``.
+
+    Returns
+    -------
+    list of dict
+        Per bin: ``label``, ``low``, ``high`` (None for inf), ``present``,
+        ``recovered``, ``completeness`` (None when empty), ``mean`` (of the
+        binned value) and ``mean_snr``, both None when empty; plus the ideal
+        counts above. `snr_at_50pct` reads SNR bins.
+    """
+    if by not in ("snr", "rate"):
+        raise ValueError(f"by={by!r}: give 'snr' or 'rate'")
+    if labels is not None and len(labels) != len(bins):
+        raise ValueError(f"{len(labels)} labels for {len(bins)} bins: give one label per bin")
+    objects = [o for s in scores for o in s.objects]
+    snr = np.array([o.snr for o in objects], dtype=float)
+    rate = np.array([o.rate_arcsec_per_hour for o in objects], dtype=float)
+    rec = np.array([o.recovered for o in objects], dtype=bool)
+    value = snr if by == "snr" else rate
+    ideal = None
+    if n_frames is not None and ideal_threshold is not None:
+        ideal = ideal_findable(snr, n_frames=n_frames, threshold=ideal_threshold)
+    out = []
+    for i, (low, high) in enumerate(bins):
+        inside = (value >= low) & (value < high)
+        present = int(inside.sum())
+        recovered = int(rec[inside].sum())
+        row: dict[str, Any] = {
+            "label": labels[i] if labels is not None else _bin_label(low, high),
+            "low": low,
+            "high": None if math.isinf(high) else high,
+            "present": present,
+            "recovered": recovered,
+            "completeness": recovered / present if present else None,
+            "mean": float(value[inside].mean()) if present else None,
+            "mean_snr": float(snr[inside].mean()) if present else None,
+        }
+        if ideal is not None:
+            findable = inside & ideal
+            n_findable = int(findable.sum())
+            row.update(
+                ideal=n_findable,
+                ideal_completeness=n_findable / present if present else None,
+                findable_present=n_findable,
+                findable_recovered=int(rec[findable].sum()),
+                findable_completeness=int(rec[findable].sum()) / n_findable if n_findable else None,
+            )
+        out.append(row)
+    return out
+
+
+def snr_at_50pct(
+    bins: Sequence[dict[str, Any]], *, key: str = "completeness"
+) -> tuple[float | None, str | None]:
+    """Per-frame SNR where a binned completeness curve last rises through 50 %.
+
+    Parameters
+    ----------
+    bins : sequence of dict
+        SNR bins with ``present``, ``mean_snr`` and ``key``, as `summarize`'s
+        ``snr_bins`` or `completeness_by` gives them.
+    key : str, keyword-only
+        The curve: ``"completeness"``, or ``"ideal_completeness"`` for the
+        ideal search's.
+
+    Returns
+    -------
+    (float or None, str or None)
+        The SNR, linearly interpolated between the bins' mean SNRs, and the
+        bound as in `summarize`: ``"below"`` (above 50 % even in the lowest
+        bin), ``"above"`` (never reaches 50 %), else None.
+    """
+    return _snr_at_50([{**b, "completeness": b[key]} for b in bins])
 
 
 def _bin_label(low: float, high: float) -> str:

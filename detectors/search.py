@@ -24,6 +24,7 @@ from .backend import device_name, get_xp
 from .config import SearchConfig
 from .detect import find_candidates
 from .difference import Differences, difference_frames
+from .faint import FaintSettings, find_faint
 from .fit import FitSettings, fit_tracks
 from .link import link_candidates
 from .masks import frame_masks
@@ -74,6 +75,8 @@ class FastResult:
     candidates: Candidates
     tracklets: list[np.ndarray]
     timings: dict[str, float]
+    trajectories_tested: int = 0
+    faint_binning: int = 1
 
     @property
     def pixels_per_day(self) -> float:
@@ -187,7 +190,7 @@ def detailed_detect(
     Parameters
     ----------
     fast : FastResult
-        Output of :func:`fast_detect`; its ``timings`` gain ``fit`` and ``slow``.
+        Output of :func:`fast_detect`; its ``timings`` gain ``fit``, ``slow`` and ``faint_search``.
     config : SearchConfig, keyword-only
     progress : callable, keyword-only
         ``progress(stage, done, total)``.
@@ -218,27 +221,42 @@ def detailed_detect(
             progress=tick,
         )
     with stage("slow") as tick:
-        for mover in find_slow_movers(
+        slow = find_slow_movers(
             diffs, fast.mjd, rate_min=settings.rate_min, rate_max=settings.rate_max, progress=tick
-        ):
-            tracks.append(
-                build_track(
-                    mover["frames"],
-                    fast.mjd,
-                    mover["x"],
-                    mover["y"],
-                    mover["err"],
-                    flux=mover["flux"],
-                    snr=mover["snr"],
-                    stacked_snr=mover["stacked"],
-                    wcs=fast.wcs,
-                    zero_point=fast.zero_point,
-                    origin="slow",
-                )
+        )
+        tracks.extend(_mover_tracks(slow, fast, origin="slow"))
+    if config.faint:
+        with stage("faint_search") as tick:
+            faint = find_faint(
+                diffs,
+                fast.mjd,
+                settings=FaintSettings(rate_min=settings.rate_min, rate_max=settings.rate_max),
+                progress=tick,
             )
-        fwhm = 2.3548 * float(np.median(diffs.psf_sigma))
-        tracks = merge_tracks(tracks, radius=2 * fwhm)
-    return tracks
+            fast.trajectories_tested = faint.trajectories
+            fast.faint_binning = faint.binning
+            tracks.extend(_mover_tracks(faint.movers, fast, origin="faint"))
+    fwhm = 2.3548 * float(np.median(diffs.psf_sigma))
+    return merge_tracks(tracks, radius=2 * fwhm)
+
+
+def _mover_tracks(movers: list[dict], fast: FastResult, *, origin: str) -> list[Track]:
+    return [
+        build_track(
+            m["frames"],
+            fast.mjd,
+            m["x"],
+            m["y"],
+            m["err"],
+            flux=m["flux"],
+            snr=m["snr"],
+            stacked_snr=m["stacked"],
+            wcs=fast.wcs,
+            zero_point=fast.zero_point,
+            origin=origin,
+        )
+        for m in movers
+    ]
 
 
 def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dict:
@@ -256,6 +274,8 @@ def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dic
         "psf_fwhm_px": [round(2.3548 * float(s), 3) for s in fast.differences.psf_sigma],
         "candidates": len(fast.candidates),
         "tracklets": len(fast.tracklets),
+        "trajectories_tested": fast.trajectories_tested,
+        "faint_binning": fast.faint_binning,
     }
 
 

@@ -58,8 +58,16 @@ WCS_KEYS = (
 TIME_KEYS = ("DATE-OBS", "MJD-OBS")
 
 
-def run_cli(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``astrohunter ARGS`` and capture its output as text."""
+def run_cli(
+    *args: object, cwd: Path | None = None, faint: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run ``astrohunter ARGS`` and capture its output as text.
+
+    ``detect`` runs get ``--no-faint`` unless ``faint``: the faint search has
+    its own tests (tests/detectors/test_faint.py) and costs a minute per field.
+    """
+    if args and args[0] == "detect" and not faint:
+        args = (*args, "--no-faint")
     env = {
         k: v
         for k, v in os.environ.items()

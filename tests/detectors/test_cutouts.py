@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import uniform_filter
 
+from detectors.config import SearchConfig
 from detectors.cutouts import LABEL_HEIGHT, field_overlay, track_strip
 from detectors.search import find_moving_objects
 from detectors.types import Track
@@ -22,7 +23,7 @@ PANEL = SIZE * SCALE
 @pytest.fixture(scope="module")
 def search():
     frames, _ = make_sequence()
-    result = find_moving_objects(frames, keep_differences=True)
+    result = find_moving_objects(frames, config=SearchConfig(faint=False), keep_differences=True)
     assert len(result.tracks) == 1
     return result
 

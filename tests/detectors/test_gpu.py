@@ -32,8 +32,8 @@ def results(tmp_path_factory):
     )
     frames_dir, _ = io.write_simulated_field(field, tmp_path_factory.mktemp("gpu"))
     frames = io.load_frames(io.expand_paths([frames_dir])).frames
-    cpu = find_moving_objects(frames, config=SearchConfig(device="cpu"))
-    gpu = find_moving_objects(frames, config=SearchConfig(device="gpu"))
+    cpu = find_moving_objects(frames, config=SearchConfig(device="cpu", rate_max=40.0))
+    gpu = find_moving_objects(frames, config=SearchConfig(device="gpu", rate_max=40.0))
     return cpu, gpu
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from detectors import io
+from detectors.config import SearchConfig
 from detectors.search import find_moving_objects
 
 from ..conftest import shared_path
@@ -36,7 +37,7 @@ def lowell_result():
         bias=folder / "calib" / "master_bias.fits",
         flat=folder / "calib" / "master_flat.fits",
     ).frames
-    return find_moving_objects(frames), _truth(folder)
+    return find_moving_objects(frames, config=SearchConfig(faint=False)), _truth(folder)
 
 
 def test_finds_roachapproach_and_nothing_else(lowell_result):
@@ -68,6 +69,16 @@ def test_astrometry_matches_the_independent_truth(lowell_result):
 def test_raw_frames_without_calibration_still_work():
     folder = shared_path(*LOWELL)
     frames = io.load_frames(io.expand_paths([folder / "frames"])).frames
-    result = find_moving_objects(frames)
+    result = find_moving_objects(frames, config=SearchConfig(faint=False))
+    assert len(result.tracks) == 1
+    assert result.tracks[0].rate_arcsec_per_hour == pytest.approx(9.3, abs=0.3)
+
+
+def test_faint_search_adds_no_false_tracks_on_real_frames():
+    """Shift-and-stack over 2-20 "/h on the real sequence finds Roachapproach and nothing else."""
+    folder = shared_path(*LOWELL)
+    frames = io.load_frames(io.expand_paths([folder / "frames"])).frames
+    result = find_moving_objects(frames, config=SearchConfig(rate_min=2.0, rate_max=20.0))
+    assert result.run["trajectories_tested"] > 0
     assert len(result.tracks) == 1
     assert result.tracks[0].rate_arcsec_per_hour == pytest.approx(9.3, abs=0.3)

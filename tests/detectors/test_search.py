@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from detectors import io, report
+from detectors.config import SearchConfig
 from detectors.score import FieldScore, score_field
 from detectors.search import find_moving_objects
 from detectors.simulate import simulate_field
@@ -37,7 +38,7 @@ def search_and_score(tmp_path, **overrides) -> tuple[dict, FieldScore]:
     frames_dir, _ = io.write_simulated_field(field, tmp_path)
     loaded = io.load_frames(io.expand_paths([frames_dir]))
     assert not loaded.skipped
-    result = find_moving_objects(loaded.frames)
+    result = find_moving_objects(loaded.frames, config=SearchConfig(faint=False))
     contract = report.tracks_to_contract(result.tracks, frames=result.frames, run=result.run)
     return contract, score_field(contract, field.truth)
 

@@ -1,0 +1,310 @@
+"""Faint search: synthetic tracking (shift-and-stack over a grid of motions).
+
+Frame-by-frame detection needs an object to stand out in single frames
+(per-frame SNR about 4-5). Summing the frames along the object's motion
+raises its SNR by about sqrt(N), so objects at per-frame SNR 2-3 can be
+found - but the motion is unknown, so every motion of the rate range is
+tried for every start pixel at once. This is what KBMOD does on GPUs.
+
+The search statistic of a trajectory is the sum of the per-frame
+point-source SNR maps along it, divided by sqrt(N). Each map is clipped at
+``CLIP_SIGMA`` first, so a cosmic ray, a streak or a star residual in one
+frame cannot carry a trajectory on its own (a robust, clipped stack). The
+grid of motions is spaced from the PSF and the time span so that no motion
+in the range loses more than ``max_loss`` of its stacked SNR. Peaks of the
+best-over-motions map above a threshold set from that map's own measured
+noise are refined by maximising the exact inverse-variance stacked SNR over
+position and motion, and checked like any other track.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from .backend import get_xp, to_numpy
+from .difference import Differences
+from .stack import STACKERS, best_motions, sample_stack
+
+__all__ = ["FaintResult", "FaintSettings", "find_faint", "motion_grid", "shift_table"]
+
+#: Per-frame SNR values are clipped to +-CLIP_SIGMA before stacking.
+CLIP_SIGMA = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaintSettings:
+    """The faint search's knobs (rates in pixels per day).
+
+    ``false_candidates`` noise peaks per field are refined and checked;
+    accepted tracks must beat the level that noise reaches ``false_tracks``
+    times per field, and never less than ``min_stacked_snr``. Above
+    ``max_trajectories`` (about a minute on two CPU cores) start pixels are
+    binned 2x2 (or more), trading some depth for time.
+    """
+
+    rate_min: float
+    rate_max: float
+    max_loss: float = 0.05
+    false_candidates: float = 30.0
+    false_tracks: float = 0.5
+    min_stacked_snr: float = 5.0
+    max_frame_share: float = 0.35
+    max_trajectories: float = 2e10
+
+
+@dataclass
+class FaintResult:
+    """Verified faint movers and what the search cost."""
+
+    movers: list[dict]
+    trajectories: int
+    motions: int
+    threshold: float
+    binning: int
+
+
+def motion_grid(
+    t: np.ndarray, *, rate_min: float, rate_max: float, sigma: float, max_loss: float = 0.05
+) -> np.ndarray:
+    """Motions (px/day, ``(vy, vx)``) covering the rate range, spaced from the PSF.
+
+    A trajectory whose motion is off by ``dv`` misses the object by
+    ``dv * |t|`` in each frame; a point source's matched-filter response
+    falls as ``exp(-d^2 / (4 sigma^2))``. The lattice spacing puts the worst
+    miss, at the sequence's ends, where that response is ``1 - 2 max_loss``,
+    so the loss averaged over the frames stays near ``max_loss``.
+
+    Parameters
+    ----------
+    t : ndarray, shape (N,)
+        Frame times relative to the reference time (days).
+    rate_min, rate_max : float, keyword-only
+        Motion range, pixels per day.
+    sigma : float, keyword-only
+        PSF sigma, pixels.
+    max_loss : float, keyword-only
+        Tolerated stacked-SNR loss from the grid.
+
+    Returns
+    -------
+    ndarray, shape (M, 2)
+    """
+    reach = float(np.max(np.abs(t)))
+    worst_miss = 2.0 * sigma * math.sqrt(-math.log(1.0 - 2.0 * max_loss))
+    step = math.sqrt(2.0) * worst_miss / reach
+    axis = np.arange(-rate_max, rate_max + step, step)
+    vy, vx = np.meshgrid(axis, axis, indexing="ij")
+    speed = np.hypot(vy, vx)
+    keep = (speed >= rate_min - step / 2) & (speed <= rate_max + step / 2)
+    return np.c_[vy[keep], vx[keep]]
+
+
+def shift_table(motions: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Integer pixel offsets ``(dy, dx)`` of every frame for every motion: (M, N, 2)."""
+    return np.rint(motions[:, None, :] * t[None, :, None]).astype(np.int64)
+
+
+def _clipped_snr(diffs: Differences) -> object:
+    xp = get_xp(diffs.psi)
+    phi = diffs.phi
+    ok = phi > 0
+    snr = xp.where(ok, diffs.psi / xp.sqrt(xp.where(ok, phi, 1.0)), 0.0)
+    return xp.clip(snr, -CLIP_SIGMA, CLIP_SIGMA).astype(xp.float32)
+
+
+def tail_threshold(peaks: np.ndarray, expected: float) -> float:
+    """The level that noise peaks exceed ``expected`` times per field.
+
+    Far enough out, the number of noise peaks above a level falls
+    exponentially with the level (the tail of a maximum of Gaussians). The
+    map's own peaks ranked 10 to 300 - noise, since real objects are few and
+    at the top - give that exponential, which is followed out to
+    ``expected`` peaks. The threshold therefore follows the measured noise of
+    the stacked images, correlations and all, not an assumed distribution.
+
+    Parameters
+    ----------
+    peaks : ndarray
+        Values of the local maxima of the best-over-motions map.
+    expected : float
+        Noise peaks per field allowed above the threshold.
+    """
+    v = np.sort(peaks[np.isfinite(peaks)])[::-1]
+    ranks = np.arange(1, v.size + 1)
+    use = (ranks >= 10) & (ranks <= 300)
+    if use.sum() < 20:
+        return float(v[0]) if v.size else np.inf
+    slope, intercept = np.polyfit(v[use], np.log(ranks[use]), 1)
+    if slope >= 0:
+        return float(v[0])
+    return float((math.log(expected) - intercept) / slope)
+
+
+def _binned(snr: object, b: int) -> object:
+    """Sum ``b`` x ``b`` blocks of each frame's map (scaled to keep unit noise per block)."""
+    if b == 1:
+        return snr
+    n, h, w = snr.shape
+    blocks = snr[:, : h - h % b, : w - w % b].reshape(n, h // b, b, w // b, b)
+    return blocks.sum(axis=(2, 4)) / b
+
+
+def _peaks(best: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local maxima of the best-over-motions map above its median."""
+    from .detect import _local_maxima
+
+    y, x = np.nonzero(best >= np.median(best))
+    return _local_maxima(best, y, x, half)
+
+
+def _stacked(
+    params: np.ndarray, diffs: Differences, t: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    y0, x0, vy, vx = params
+    psi, phi = sample_stack(diffs.psi, diffs.phi, y0 + vy * t, x0 + vx * t)
+    total = float(np.sum(phi))
+    return (float(np.sum(psi)) / math.sqrt(total) if total > 0 else 0.0), psi, phi
+
+
+def _refine(
+    seed: np.ndarray,
+    diffs: Differences,
+    t: np.ndarray,
+    cfg: FaintSettings,
+    step: float,
+    threshold: float,
+) -> dict | None:
+    """Maximise the exact stacked SNR near a grid peak, then check the result."""
+    scale = np.array([0.5, 0.5, step / 2, step / 2])
+
+    def cost(z: np.ndarray) -> float:
+        return -_stacked(seed + z * scale, diffs, t)[0]
+
+    simplex = np.vstack([np.zeros(4), np.eye(4)])  # half a pixel, half a grid step each way
+    best = minimize(
+        cost,
+        np.zeros(4),
+        method="Nelder-Mead",
+        options={"initial_simplex": simplex, "xatol": 0.02, "fatol": 0.01, "maxiter": 400},
+    )
+    params = seed + best.x * scale
+    stacked, psi, phi = _stacked(params, diffs, t)
+    has = phi > 0
+    if stacked < max(threshold, cfg.min_stacked_snr) or has.sum() < 3:
+        return None
+    frame_snr = np.where(has, psi / np.sqrt(np.where(has, phi, 1.0)), 0.0)
+    # A real object adds a little in every frame; an artifact, a lot in few.
+    share = float(np.max(psi[has]) / np.sum(psi[has]))
+    positive = float(np.mean(frame_snr[has] > 0))
+    speed = math.hypot(params[2], params[3])
+    if share > cfg.max_frame_share or positive < 0.7 or not cfg.rate_min <= speed <= cfg.rate_max:
+        return None
+    return {"params": params, "stacked": stacked, "psi": psi, "phi": phi, "frame_snr": frame_snr}
+
+
+def find_faint(
+    diffs: Differences,
+    mjd: np.ndarray,
+    *,
+    settings: FaintSettings,
+    stacker: str | None = None,
+    progress=None,
+) -> FaintResult:
+    """Search every motion of the rate range for objects too faint for single frames.
+
+    Parameters
+    ----------
+    diffs : Differences
+        Difference images and their matched-filter maps (NumPy or CuPy).
+    mjd : ndarray, shape (N,)
+        Mid-exposure time of each frame (days).
+    settings : FaintSettings, keyword-only
+    stacker : str, keyword-only
+        Name in :data:`detectors.stack.STACKERS`; default: ``numba`` for NumPy
+        arrays when numba is installed, else ``xp`` (NumPy or CuPy).
+    progress : callable, optional
+        ``progress(done, total)``.
+
+    Returns
+    -------
+    FaintResult
+        ``movers``: one dict per verified object with ``frames``, ``x``,
+        ``y``, ``err`` (pixels, from the motion fit), ``flux``, ``snr``
+        (per frame), ``stacked`` and ``vel``.
+    """
+    xp = get_xp(diffs.psi)
+    n, h, w = diffs.psi.shape
+    t = mjd - float(np.mean(mjd))
+    sigma = float(np.median(diffs.psf_sigma))
+    motions = motion_grid(
+        t,
+        rate_min=settings.rate_min,
+        rate_max=settings.rate_max,
+        sigma=sigma,
+        max_loss=settings.max_loss,
+    )
+    # Bin the maps when the full search would exceed the budget: the same
+    # motions, on a coarser grid of start pixels.
+    binning = 1
+    while (
+        len(motions) * (h // binning) * (w // binning) > settings.max_trajectories and binning < 4
+    ):
+        binning += 1
+    shifts = shift_table(motions / binning, t)
+    if stacker is None:
+        stacker = "numba" if xp is np and "numba" in STACKERS else "xp"
+    snr = _binned(_clipped_snr(diffs), binning)
+    best = to_numpy(STACKERS[stacker](snr, shifts, progress=progress)) / math.sqrt(n)
+    ys, xs = _peaks(best, max(2, round(2 * sigma / binning)))
+    values = best[ys, xs]
+    look = tail_threshold(values, settings.false_candidates)
+    threshold = tail_threshold(values, settings.false_tracks)
+    keep = values >= look
+    ys, xs = ys[keep], xs[keep]
+    motion_of = best_motions(snr, shifts, ys, xs)
+    ys, xs = ys * binning + (binning - 1) / 2, xs * binning + (binning - 1) / 2
+    step = float(np.min(np.diff(np.unique(motions[:, 0])))) if len(motions) > 1 else 1.0
+    movers = []
+    for y, x, m in zip(ys, xs, motion_of, strict=True):
+        vy, vx = motions[m]
+        found = _refine(np.array([y, x, vy, vx], dtype=float), diffs, t, settings, step, threshold)
+        if found is not None:
+            movers.append(_as_mover(found, t, sigma))
+    return FaintResult(
+        movers=movers,
+        trajectories=int(len(motions) * snr.shape[1] * snr.shape[2]),
+        motions=len(motions),
+        threshold=threshold,
+        binning=binning,
+    )
+
+
+def _as_mover(found: dict, t: np.ndarray, sigma: float) -> dict:
+    """Per-frame positions from the fitted motion, with errors from the stacked SNR.
+
+    At per-frame SNR 2-3 a single frame cannot locate the object, so its
+    position in every frame comes from the motion fit: the error at the
+    middle time is that of one detection at the stacked SNR, and grows away
+    from it as the motion's error does.
+    """
+    y0, x0, vy, vx = found["params"]
+    has = found["phi"] > 0
+    err0 = math.sqrt(2.0) * sigma / found["stacked"]
+    t_rms = math.sqrt(float(np.mean(t[has] ** 2))) or 1.0
+    err = err0 * np.sqrt(1.0 + (t / t_rms) ** 2)
+    frames = np.flatnonzero(has)
+    flux = np.where(has, found["psi"] / np.where(has, found["phi"], 1.0), np.nan)
+    return {
+        "frames": frames,
+        "x": (x0 + vx * t)[frames],
+        "y": (y0 + vy * t)[frames],
+        "err": err[frames],
+        "flux": flux[frames],
+        "snr": found["frame_snr"][frames],
+        "stacked": found["stacked"],
+        "vel": (float(vx), float(vy)),
+    }

@@ -1,0 +1,115 @@
+"""Faint search: synthetic tracking finds what single frames cannot, and nothing else."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from detectors.config import SearchConfig
+from detectors.faint import motion_grid, shift_table, tail_threshold
+from detectors.report import tracks_to_contract
+from detectors.score import score_field
+from detectors.search import detailed_detect, fast_detect, run_info
+from detectors.simulate import simulate_field
+from detectors.stack import STACKERS, best_motions
+from detectors.types import Frame
+
+RATES = (10.0, 40.0)
+
+
+def _frames(field) -> list[Frame]:
+    from astropy.wcs import WCS
+
+    from detectors.headers import mid_exposure_mjd
+
+    frames = []
+    for name, data, header in field.frames:
+        frames.append(
+            Frame(
+                data=data.astype(np.float32),
+                wcs=WCS(header).celestial,
+                mjd=mid_exposure_mjd([header], name=name, exptime=header["EXPTIME"]),
+                exptime=header["EXPTIME"],
+                name=name,
+                gain=header["GAIN"],
+                read_noise=header["RDNOISE"],
+                saturation=header["SATURATE"],
+                zero_point=header["MAGZP"],
+            )
+        )
+    return frames
+
+
+def _search(field, *, faint: bool):
+    frames = _frames(field)
+    config = SearchConfig(rate_min=RATES[0] / 2, rate_max=RATES[1] * 1.2, faint=faint)
+    fast = fast_detect(frames, config=config)
+    tracks = detailed_detect(fast, config=config)
+    contract = tracks_to_contract(tracks, frames=frames, run=run_info(fast, frames, config))
+    return score_field(contract, field.truth), tracks, fast
+
+
+@pytest.fixture(scope="module")
+def snr3_field():
+    return simulate_field(
+        seed=21, shape=(384, 384), n_frames=10, n_objects=4, snr_range=(3.0, 3.2), rate_range=RATES,
+        cosmic_rays_per_mpix_min=10.0, satellite_prob=0.0,
+    )  # fmt: skip
+
+
+def test_snr3_objects_are_found_by_the_faint_search_only(snr3_field):
+    per_frame, _, _ = _search(snr3_field, faint=False)
+    stacked, tracks, fast = _search(snr3_field, faint=True)
+    assert sum(o.recovered for o in per_frame.objects) <= 1
+    assert sum(o.recovered for o in stacked.objects) >= 3, [(o.id, o.snr) for o in stacked.objects]
+    assert stacked.false_tracks == 0 and stacked.duplicates == 0
+    assert any(t.origin == "faint" for t in tracks)
+    assert fast.trajectories_tested > 0
+
+
+def test_empty_field_with_cosmic_rays_and_a_streak_gives_no_tracks():
+    field = simulate_field(
+        seed=22, shape=(384, 384), n_frames=10, n_objects=0, rate_range=RATES,
+        cosmic_rays_per_mpix_min=40.0, satellite_prob=1.0,
+    )  # fmt: skip
+    _, tracks, _ = _search(field, faint=True)
+    assert tracks == [], [(t.origin, t.stacked_snr, t.rate_arcsec_per_hour) for t in tracks]
+
+
+def test_motion_grid_covers_the_range_within_the_loss():
+    t = np.linspace(-0.05, 0.05, 10)
+    sigma = 1.3
+    grid = motion_grid(t, rate_min=20.0, rate_max=600.0, sigma=sigma, max_loss=0.05)
+    rng = np.random.default_rng(1)
+    speeds = rng.uniform(20.0, 600.0, 500)
+    angles = rng.uniform(0, 2 * np.pi, 500)
+    for v in np.c_[speeds * np.sin(angles), speeds * np.cos(angles)]:
+        nearest = grid[np.argmin(np.hypot(*(grid - v).T))]
+        miss = np.hypot(*np.outer(t, nearest - v).T)
+        loss = 1 - np.mean(np.exp(-(miss**2) / (4 * sigma**2)))
+        assert loss <= 0.06
+
+
+def test_stackers_agree_and_find_the_best_motion():
+    rng = np.random.default_rng(2)
+    snr = rng.standard_normal((6, 64, 80)).astype(np.float32)
+    t = np.linspace(-0.03, 0.03, 6)
+    shifts = shift_table(motion_grid(t, rate_min=0.0, rate_max=300.0, sigma=1.0), t)
+    # Plant a mover along motion 7 starting at (30, 40).
+    for k, (dy, dx) in enumerate(shifts[7]):
+        snr[k, 30 + dy, 40 + dx] += 6.0
+    results = {name: stack(snr, shifts) for name, stack in STACKERS.items()}
+    for best in results.values():
+        np.testing.assert_allclose(best, results["xp"], atol=1e-4)
+    assert best_motions(snr, shifts, np.array([30]), np.array([40]))[0] == 7
+    assert results["xp"][30, 40] == pytest.approx(float(np.max(results["xp"])))
+
+
+def test_tail_threshold_follows_the_noise():
+    rng = np.random.default_rng(3)
+    peaks = rng.gumbel(3.5, 0.4, 5000)
+    level = tail_threshold(peaks, 0.5)
+    # A Gumbel(3.5, 0.4) exceeds this about 0.5 times in 5000 draws.
+    assert level == pytest.approx(3.5 + 0.4 * math.log(5000 / 0.5), abs=0.4)
