@@ -62,9 +62,17 @@ def print_tracks(contract: dict, status: dict, console: Console) -> None:
     console.print(table)
 
 
+def _auth() -> dict[str, str]:
+    """The ``X-API-Key`` header when ``ASTROHUNTER_API_KEY`` is set."""
+    from .config import get_settings
+
+    key = get_settings().api_key
+    return {"X-API-Key": key} if key else {}
+
+
 def run_remote(server: str, body: dict, console: Console) -> tuple[dict, dict]:
     """Submit to a running API and follow the job; returns (status, tracks contract)."""
-    with httpx.Client(base_url=server.rstrip("/"), timeout=30.0) as http:
+    with httpx.Client(base_url=server.rstrip("/"), timeout=30.0, headers=_auth()) as http:
         r = http.post("/search", json=body)
         if r.status_code == 422:
             details = r.json().get("detail", [])
@@ -88,7 +96,7 @@ def run_embedded(body: dict, console: Console, *, threads: int = 2) -> tuple[dic
     worker = Worker(broker, worker_threads=threads)
     worker.start()
     try:
-        with TestClient(create_app()) as http:
+        with TestClient(create_app(), headers=_auth()) as http:
             r = http.post("/search", json=body)
             if r.status_code == 422:
                 details = r.json().get("detail", [])

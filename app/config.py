@@ -35,6 +35,16 @@ class Settings(BaseSettings):
     cleanup_schedule_hours: float = Field(24, alias="CLEANUP_SCHEDULE_HOURS")
     device: Literal["cpu", "gpu"] = Field("cpu", alias="ASTROHUNTER_DEVICE")
     local_roots_env: str = Field("", alias="ASTROHUNTER_LOCAL_ROOTS")
+    api_key: str | None = Field(None, alias="ASTROHUNTER_API_KEY")
+    # Survey sources (app/sources): endpoints, and how downloads behave.
+    tesscut_url: str = Field(
+        "https://mast.stsci.edu/tesscut/api/v0.1/", alias="ASTROHUNTER_TESSCUT_URL"
+    )
+    irsa_url: str = Field("https://irsa.ipac.caltech.edu/ibe/", alias="ASTROHUNTER_IRSA_URL")
+    download_timeout_s: float = Field(60.0, gt=0, alias="ASTROHUNTER_DOWNLOAD_TIMEOUT")
+    download_retries: int = Field(4, ge=0, alias="ASTROHUNTER_DOWNLOAD_RETRIES")
+    download_backoff_s: float = Field(2.0, ge=0, alias="ASTROHUNTER_DOWNLOAD_BACKOFF")
+    source_concurrency: int = Field(2, ge=1, alias="ASTROHUNTER_SOURCE_CONCURRENCY")
 
     @property
     def local_roots(self) -> list[str]:

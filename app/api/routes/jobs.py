@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import PlainTextResponse
 
 from ...db import crud
 from ...db.models import ACTIVE_STATES, STATES, Job
 from ...schemas import JobList, JobPublic
 from ...status import StatusBoard
-from ..deps import BoardDep, SessionDep, SettingsDep
+from ..deps import BoardDep, SessionDep, SettingsDep, require_api_key
 
 router = APIRouter(tags=["jobs"])
 
@@ -96,7 +96,7 @@ def job_report(job_id: str, session: SessionDep, settings: SettingsDep):
     return PlainTextResponse(path.read_text(), media_type="text/plain")
 
 
-@router.delete("/jobs/{job_id}", response_model=JobPublic)
+@router.delete("/jobs/{job_id}", response_model=JobPublic, dependencies=[Depends(require_api_key)])
 def cancel(job_id: str, session: SessionDep, board: BoardDep):
     """Cancel a queued or running job; its files become eligible for cleanup."""
     job = _job(session, job_id)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from detectors.errors import InputError
 
 from ...schemas import SearchAccepted, SearchRequest, SourceInfo
 from ...service import submit_search
 from ...sources import SOURCES, get_source
-from ..deps import BoardDep, SessionDep
+from ..deps import BoardDep, SessionDep, require_api_key
 
 router = APIRouter(tags=["search"])
 
@@ -21,7 +21,12 @@ def _unprocessable(field: str, message: str) -> HTTPException:
     )
 
 
-@router.post("/search", status_code=status.HTTP_202_ACCEPTED, response_model=SearchAccepted)
+@router.post(
+    "/search",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SearchAccepted,
+    dependencies=[Depends(require_api_key)],
+)
 def search(
     body: SearchRequest, request: Request, response: Response, session: SessionDep, board: BoardDep
 ):
