@@ -9,12 +9,25 @@ process whose wall time and peak RSS are measured, and scored with
     python benchmarks/run_benchmark.py                        # 5 fields, 1024^2 x 10
     python benchmarks/run_benchmark.py --speed                # one 2048^2 x 10 field
     python benchmarks/run_benchmark.py --faint --detect-args="--device gpu" --json out.json
+    python benchmarks/run_benchmark.py --depth                # faint-search depth, 1024^2 x 10
+    python benchmarks/run_benchmark.py --speed --faint        # faint search on 2048^2 x 10
+
+``--depth`` follows the issue "Faint search: synthetic tracking to the sqrt(N)
+limit": objects at per-frame SNR 1.5-6 and 1-60 arcsec/hour (``--snr-range``,
+``--rate-range``), the faint search on and told that rate range
+(``--rate-min``/``--rate-max``); it adds completeness in finer SNR bins next to
+an ideal search's (findable when ``SNR * sqrt(N) >= --ideal-threshold``), the
+SNR at 50 % of both, completeness by rate, and the faint search's
+trajectories per second. When a GPU is available (and ``--no-gpu`` is not
+given) the same fields are searched again with ``--device gpu``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import os
 import platform
 import shlex
@@ -32,8 +45,16 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: make `detectors` importable
 
+from detectors.backend import gpu_available  # noqa: E402
 from detectors.io import write_fits, write_json  # noqa: E402
-from detectors.score import FieldScore, score_field, summarize  # noqa: E402
+from detectors.score import (  # noqa: E402
+    DEPTH_SNR_BINS,
+    FieldScore,
+    completeness_by,
+    score_field,
+    snr_at_50pct,
+    summarize,
+)
 from detectors.simulate import SimulatedField, simulate_field  # noqa: E402
 
 BARS = {
@@ -44,6 +65,20 @@ BARS = {
     "speed_2048x10_s": 15.0,
     "peak_memory_mb": 4096.0,
 }
+# --depth: the faint search on, objects at per-frame SNR 1.5-6 and 1-60 arcsec/hour.
+DEPTH_BARS = {
+    "completeness_snr_ge_5": 0.95,
+    "completeness_snr_4_5": 0.70,
+    "false_tracks_per_field": 1.0,
+    "trajectories_per_s": 2e8,
+    "peak_memory_mb": 6144.0,
+}
+# --speed --faint: BARS plus the faint search's own.
+SPEED_FAINT_BARS = {**BARS, "faint_search_2048x10_s": 60.0, "trajectories_per_s": 2e8}
+AT_LEAST = {"completeness_snr_ge_5", "completeness_snr_4_5", "trajectories_per_s"}
+DEFAULT_SNR_RANGE, DEFAULT_RATE_RANGE = (2.0, 12.0), (1.0, 150.0)
+DEPTH_SNR_RANGE, DEPTH_RATE_RANGE = (1.5, 6.0), (1.0, 60.0)
+DEPTH_RATE_EDGES = (4.0, 15.0)  # slow movers self-subtract from a median template
 # BENCHMARK.md's stages, from the keys of run.timings_s.
 STAGES = {
     "load+align": ("load", "align"),
@@ -65,51 +100,118 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.speed:
         args.size, args.frames, args.seeds = 2048, 10, args.seeds[:1]
+    if args.depth:
+        args.faint = True
+    if args.snr_range is None:
+        args.snr_range = DEPTH_SNR_RANGE if args.depth else DEFAULT_SNR_RANGE
+    if args.rate_range is None:
+        args.rate_range = DEPTH_RATE_RANGE if args.depth else DEFAULT_RATE_RANGE
     command = _detect_command(args.command)
     tail = ([] if args.faint else ["--no-faint"]) + shlex.split(args.detect_args)
+    if args.depth:  # search exactly the simulated rates
+        lo, hi = args.rate_range
+        tail += ["--rate-min", f"{lo:g}", "--rate-max", f"{hi:g}"]
     shown = [*command, "detect", "<frames>", "--out", "<tracks.json>", *tail]
     workdir = args.workdir.resolve()
     machine = _machine()
     console.print(_machine_line(machine))
     console.print(f"command: {shlex.join(shown)}")
+    # The same fields again on the GPU, where there is one (depth and faint-speed runs).
+    gpu_tail = None
+    if (args.depth or (args.speed and args.faint)) and not args.no_gpu:
+        if "--device" in tail:
+            console.print("GPU pass skipped: --detect-args already sets --device")
+        elif gpu_available():
+            gpu_tail = [*tail, "--device", "gpu"]
+            console.print(f"GPU pass: the same fields with {shlex.join(gpu_tail[-2:])}")
+        else:
+            console.print("GPU pass: none (detectors.backend.gpu_available() is False)")
+    if args.depth:
+        console.print(_depth_line(args))
 
-    runs, scores = [], []
+    runs, scores, gpu_runs, gpu_scores = [], [], [], []
     for seed in args.seeds:
         run, score = _run_field(seed, args=args, command=command, tail=tail, workdir=workdir)
         runs.append(run)
         if score is not None:
             scores.append(score)
-        status = "ok" if run["ok"] else f"[red]FAILED rc={run['returncode']}[/]"
-        console.print(
-            f"seed {seed}: {status}, {run['wall_s']:.2f} s, {run['peak_rss_mb']:.0f} MB, "
-            f"{run.get('n_tracks', 0)} tracks"
-        )
-        if not run["ok"]:
-            console.print(f"[red]{run['log_tail']}[/]")
+        _print_run_line(f"seed {seed}", run)
+        if gpu_tail is not None:
+            run, score = _rerun_field(run, args=args, command=command, tail=gpu_tail, tag="gpu")
+            gpu_runs.append(run)
+            if score is not None:
+                gpu_scores.append(score)
+            _print_run_line(f"seed {seed} gpu", run)
 
     summary = summarize(scores) if scores else None
-    bars = _bars(summary, runs, speed=args.speed)
-    _print_report(runs, scores, summary, bars)
+    limits = DEPTH_BARS if args.depth else SPEED_FAINT_BARS if args.speed and args.faint else BARS
+    bars = _bars(summary, runs, speed=args.speed, limits=limits)
+    gpu_summary = summarize(gpu_scores) if gpu_scores else None
+    gpu_bars = None
+    if gpu_tail is not None:
+        gpu_bars = _bars(gpu_summary, gpu_runs, speed=args.speed, limits=limits)
+    depth = None
+    if args.depth:
+        gpu = (gpu_runs, gpu_scores) if gpu_tail is not None else None
+        depth = _depth_figures(args, runs, scores, gpu)
+    _print_report(runs, scores, summary, bars, depth=depth, gpu_bars=gpu_bars)
+    if args.speed and args.faint:
+        _print_speed_faint(runs, gpu_runs if gpu_tail is not None else None)
     if args.json:
-        write_json(
-            args.json,
-            {
-                "machine": machine,
-                "mode": "speed" if args.speed else "quality",
-                "settings": {
-                    "seeds": args.seeds,
-                    "size": args.size,
-                    "frames": args.frames,
-                    "objects": args.objects,
-                    "command": shown,
-                },
-                "fields": runs,
-                "summary": summary,
-                "bars": bars,
+        report: dict[str, Any] = {
+            "machine": machine,
+            "mode": "depth" if args.depth else "speed" if args.speed else "quality",
+            "settings": {
+                "seeds": args.seeds,
+                "size": args.size,
+                "frames": args.frames,
+                "objects": args.objects,
+                "command": shown,
             },
-        )
+            "fields": runs,
+            "summary": summary,
+            "bars": bars,
+        }
+        if args.depth or (args.speed and args.faint) or gpu_tail is not None:
+            report["settings"].update(
+                snr_range=list(args.snr_range),
+                rate_range=list(args.rate_range),
+                faint=args.faint,
+                ideal_threshold=args.ideal_threshold,
+            )
+        if depth is not None:
+            report["depth"] = depth
+        if gpu_tail is not None:
+            report["gpu"] = {
+                "command": [*command, "detect", "<frames>", "--out", "<tracks.json>", *gpu_tail],
+                "fields": gpu_runs,
+                "summary": gpu_summary,
+                "bars": gpu_bars,
+            }
+        write_json(args.json, report)
         console.print(f"summary written to {args.json}")
-    return 0 if all(run["ok"] for run in runs) else 1
+    return 0 if all(run["ok"] for run in [*runs, *gpu_runs]) else 1
+
+
+def _print_run_line(name: str, run: dict[str, Any]) -> None:
+    status = "ok" if run["ok"] else f"[red]FAILED rc={run['returncode']}[/]"
+    console.print(
+        f"{name}: {status}, {run['wall_s']:.2f} s, {run['peak_rss_mb']:.0f} MB, "
+        f"{run.get('n_tracks', 0)} tracks"
+    )
+    if not run["ok"]:
+        console.print(f"[red]{run['log_tail']}[/]")
+
+
+def _depth_line(args: argparse.Namespace) -> str:
+    limit = args.ideal_threshold / args.frames**0.5
+    return (
+        f"depth: {len(args.seeds)} field(s) of {args.size}x{args.size} x {args.frames} frames, "
+        f"{args.objects} objects each at per-frame SNR {args.snr_range[0]:g}-"
+        f'{args.snr_range[1]:g}, {args.rate_range[0]:g}-{args.rate_range[1]:g} "/h; '
+        f"ideal search: SNR*sqrt({args.frames}) >= {args.ideal_threshold:g}, "
+        f"i.e. per-frame SNR >= {limit:.2f}"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,11 +220,41 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=1024, help="frame width and height, pixels")
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--objects", type=int, default=20, help="moving objects per field")
-    p.add_argument("--snr-range", type=float, nargs=2, default=(2.0, 12.0))
-    p.add_argument("--rate-range", type=float, nargs=2, default=(1.0, 150.0))
+    p.add_argument(
+        "--snr-range",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        default=None,
+        help="objects' per-frame SNR, simulated uniformly (2 12; with --depth 1.5 6)",
+    )
+    p.add_argument(
+        "--rate-range",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        default=None,
+        help="objects' rates, arcsec/h, log-uniform (1 150; with --depth 1 60, also searched)",
+    )
     p.add_argument("--workdir", type=Path, default=ROOT / "benchmarks/results/work")
-    p.add_argument("--speed", action="store_true", help="one 2048^2 x 10 field (first seed)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--speed", action="store_true", help="one 2048^2 x 10 field (first seed)")
+    mode.add_argument(
+        "--depth",
+        action="store_true",
+        help="faint-search depth: faint search on, SNR 1.5-6, 1-60 arcsec/h searched exactly",
+    )
     p.add_argument("--faint", action="store_true", help="run the faint search (omit --no-faint)")
+    p.add_argument(
+        "--ideal-threshold",
+        type=float,
+        default=7.0,
+        metavar="T",
+        help="--depth: an ideal search finds an object when SNR*sqrt(frames) >= T (7)",
+    )
+    p.add_argument(
+        "--no-gpu", action="store_true", help="no second pass with --device gpu, even with a GPU"
+    )
     p.add_argument("--detect-args", default="", help="extra arguments for detect, one string")
     p.add_argument("--command", default=None, help="detect program (default: astrohunter)")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per field")
@@ -193,7 +325,7 @@ def _run_field(
     seed: int, *, args: argparse.Namespace, command: list[str], tail: list[str], workdir: Path
 ) -> tuple[dict[str, Any], FieldScore | None]:
     """Simulate, write, detect (timed) and score one field."""
-    outdir = workdir / f"s{seed}_{args.size}px_{args.frames}f"
+    outdir = workdir / f"s{seed}_{args.size}px_{args.frames}f{'_depth' if args.depth else ''}"
     field = simulate_field(
         seed=seed,
         shape=(args.size, args.size),
@@ -203,10 +335,47 @@ def _run_field(
         rate_range=tuple(args.rate_range),
     )
     frames_dir, _ = _write_field(field, outdir)
-    tracks_path = outdir / "tracks.json"
+    return _detect_field(
+        seed, field.truth, frames_dir, outdir, args=args, command=command, tail=tail
+    )
+
+
+def _rerun_field(
+    run: dict[str, Any], *, args: argparse.Namespace, command: list[str], tail: list[str], tag: str
+) -> tuple[dict[str, Any], FieldScore | None]:
+    """Detect (timed) and score a field `_run_field` wrote, again, with other arguments."""
+    outdir = Path(run["workdir"])
+    truth = json.loads((outdir / "truth.json").read_text())
+    return _detect_field(
+        run["seed"],
+        truth,
+        outdir / "frames",
+        outdir,
+        args=args,
+        command=command,
+        tail=tail,
+        tag=tag,
+    )
+
+
+def _detect_field(
+    seed: int,
+    truth: dict[str, Any],
+    frames_dir: Path,
+    outdir: Path,
+    *,
+    args: argparse.Namespace,
+    command: list[str],
+    tail: list[str],
+    tag: str = "",
+) -> tuple[dict[str, Any], FieldScore | None]:
+    """Detect (timed) and score one written field; ``tag`` names a second pass's files."""
+    suffix = f"_{tag}" if tag else ""
+    tracks_path = outdir / f"tracks{suffix}.json"
+    log = outdir / f"detect{suffix}.log"
     tracks_path.unlink(missing_ok=True)
     cmd = [*command, "detect", str(frames_dir), "--out", str(tracks_path), *tail]
-    wall, rss_mb, rc = _timed_run(cmd, log=outdir / "detect.log", timeout=args.timeout)
+    wall, rss_mb, rc = _timed_run(cmd, log=log, timeout=args.timeout)
     run: dict[str, Any] = {
         "seed": seed,
         "frames": args.frames,
@@ -218,8 +387,10 @@ def _run_field(
         "peak_rss_mb": rss_mb,
         "workdir": str(outdir),
     }
+    if tag:
+        run["pass"] = tag
     if not run["ok"]:
-        run["log_tail"] = "\n".join((outdir / "detect.log").read_text().splitlines()[-15:])
+        run["log_tail"] = "\n".join(log.read_text().splitlines()[-15:])
         return run, None
     tracks = json.loads(tracks_path.read_text())
     block = tracks.get("run", {})
@@ -239,7 +410,7 @@ def _run_field(
     faint_s = run["timings_s"].get("faint_search")
     if run["trajectories_tested"] and faint_s:
         run["trajectories_per_s"] = run["trajectories_tested"] / faint_s
-    score = score_field(tracks, field.truth)
+    score = score_field(tracks, truth)
     run["summary"] = summarize([score])
     return run, score
 
@@ -293,7 +464,11 @@ def _schema_errors(tracks: dict[str, Any]) -> list[str]:
 
 
 def _bars(
-    summary: dict[str, Any] | None, runs: list[dict[str, Any]], *, speed: bool
+    summary: dict[str, Any] | None,
+    runs: list[dict[str, Any]],
+    *,
+    speed: bool,
+    limits: dict[str, float] = BARS,
 ) -> list[dict[str, Any]]:
     """Pass/fail against the project's bars; None where this mode does not measure it."""
     bin45 = next((b for b in summary["snr_bins"] if b["label"] == "4-5"), None) if summary else None
@@ -309,12 +484,22 @@ def _bars(
         else summary["astrometric_rms_arcsec_snr_ge_10"],
         "speed_2048x10_s": max((r["wall_s"] for r in ok_runs), default=None) if speed else None,
         "peak_memory_mb": max((r["peak_rss_mb"] for r in ok_runs), default=None),
+        # the faint search's: slowest field's throughput, slowest field's seconds
+        "trajectories_per_s": min(
+            (r["trajectories_per_s"] for r in ok_runs if r.get("trajectories_per_s")),
+            default=None,
+        ),
+        "faint_search_2048x10_s": max(
+            (r["timings_s"]["faint_search"] for r in ok_runs if "faint_search" in r["timings_s"]),
+            default=None,
+        )
+        if speed
+        else None,
     }
-    at_least = {"completeness_snr_ge_5", "completeness_snr_4_5"}
     out = []
-    for name, limit in BARS.items():
+    for name, limit in limits.items():
         value = values[name]
-        passed = None if value is None else (value >= limit if name in at_least else value <= limit)
+        passed = None if value is None else (value >= limit if name in AT_LEAST else value <= limit)
         out.append({"bar": name, "limit": limit, "value": value, "pass": passed})
     return out
 
@@ -328,6 +513,9 @@ def _print_report(
     scores: list[FieldScore],
     summary: dict[str, Any] | None,
     bars: list[dict[str, Any]],
+    *,
+    depth: dict[str, Any] | None = None,
+    gpu_bars: list[dict[str, Any]] | None = None,
 ) -> None:
     good = [r for r in runs if r["ok"]]
     fields = Table(title="Fields")
@@ -417,13 +605,228 @@ def _print_report(
     for run in good:
         if run.get("trajectories_per_s"):
             console.print(f"seed {run['seed']}: {run['trajectories_per_s']:.3g} trajectories/s")
-    verdict = Table(title="Bars")
+    if depth is not None:
+        _print_depth(depth)
+    verdict = Table(title="Bars" if gpu_bars is None else "Bars (CPU | GPU)")
     for col in ("bar", "limit", "value", "result"):
         verdict.add_column(col, justify="right")
-    for bar in bars:
-        result = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "n/a"}[bar["pass"]]
-        verdict.add_row(bar["bar"], f"{bar['limit']:g}", _fmt(bar["value"], ".3g"), result)
+    if gpu_bars is not None:
+        verdict.add_column("GPU value", justify="right")
+        verdict.add_column("GPU result", justify="right")
+    for i, bar in enumerate(bars):
+        row = [bar["bar"], f"{bar['limit']:g}", _fmt(bar["value"], ".3g"), _verdict(bar["pass"])]
+        if gpu_bars is not None:
+            row += [_fmt(gpu_bars[i]["value"], ".3g"), _verdict(gpu_bars[i]["pass"])]
+        verdict.add_row(*row)
     console.print(verdict)
+
+
+def _verdict(passed: bool | None) -> str:
+    return {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "n/a"}[passed]
+
+
+def _depth_figures(
+    args: argparse.Namespace,
+    runs: list[dict[str, Any]],
+    scores: list[FieldScore],
+    gpu: tuple[list[dict[str, Any]], list[FieldScore]] | None,
+) -> dict[str, Any]:
+    """The depth run's figures, per device: fine SNR bins with the ideal, rates, faint search."""
+    n, threshold = args.frames, args.ideal_threshold
+    lo, hi = args.rate_range
+    edges = [lo, *(e for e in DEPTH_RATE_EDGES if lo < e < hi), hi]
+    rate_bins = [
+        (0.0 if i == 0 else a, math.inf if b == hi else b)
+        for i, (a, b) in enumerate(itertools.pairwise(edges))
+    ]
+    rate_labels = [f"{a:g}-{b:g}" for a, b in itertools.pairwise(edges)]
+    devices: dict[str, tuple[list[dict[str, Any]], list[FieldScore]]] = {"cpu": (runs, scores)}
+    if gpu is not None:
+        devices["gpu"] = gpu
+    out: dict[str, Any] = {
+        "frames": n,
+        "ideal_threshold": threshold,
+        "ideal_snr_limit": threshold / math.sqrt(n),
+        "snr_range": list(args.snr_range),
+        "rate_range": list(args.rate_range),
+        "devices": {},
+    }
+    for device, (dev_runs, dev_scores) in devices.items():
+        good = [r for r in dev_runs if r["ok"]]
+        fine = completeness_by(dev_scores, DEPTH_SNR_BINS, n_frames=n, ideal_threshold=threshold)
+        by_rate = completeness_by(
+            dev_scores,
+            rate_bins,
+            by="rate",
+            labels=rate_labels,
+            n_frames=n,
+            ideal_threshold=threshold,
+        )
+        ours, ours_bound = snr_at_50pct(fine)
+        ideal, ideal_bound = snr_at_50pct(fine, key="ideal_completeness")
+        tested = [r.get("trajectories_tested") or 0 for r in good]
+        faint_s = [r["timings_s"].get("faint_search") for r in good]
+        known = [t for t in faint_s if t]
+        n_fields = len(dev_scores)
+        out["devices"][device] = {
+            "fields": n_fields,
+            "snr_bins": fine,
+            "rate_bins": by_rate,
+            "snr_at_50pct": ours,
+            "snr_at_50pct_bound": ours_bound,
+            "ideal_snr_at_50pct": ideal,
+            "ideal_snr_at_50pct_bound": ideal_bound,
+            "false_tracks_per_field": sum(s.false_tracks for s in dev_scores) / n_fields
+            if n_fields
+            else None,
+            "duplicates_per_field": sum(s.duplicates for s in dev_scores) / n_fields
+            if n_fields
+            else None,
+            "faint_search": [
+                {
+                    "seed": r["seed"],
+                    "trajectories_tested": r.get("trajectories_tested"),
+                    "faint_search_s": r["timings_s"].get("faint_search"),
+                    "trajectories_per_s": r.get("trajectories_per_s"),
+                    "wall_s": r["wall_s"],
+                    "peak_rss_mb": r["peak_rss_mb"],
+                    "run_peak_memory_mb": r.get("run_peak_memory_mb"),
+                }
+                for r in good
+            ],
+            "trajectories_tested": sum(tested),
+            "faint_search_s": sum(known) if known else None,
+            "trajectories_per_s": sum(tested) / sum(known) if known and sum(tested) else None,
+            "peak_rss_mb": max((r["peak_rss_mb"] for r in good), default=None),
+        }
+    return out
+
+
+def _print_depth(depth: dict[str, Any]) -> None:
+    """The depth figures, GPU columns beside the CPU ones when there was a GPU pass."""
+    devs = depth["devices"]
+    names = list(devs)
+    cpu = devs["cpu"]
+    n, threshold = depth["frames"], depth["ideal_threshold"]
+
+    fine = Table(
+        title=f"Depth: completeness by per-frame SNR, ideal = SNR*sqrt({n}) >= {threshold:g}"
+    )
+    fine.add_column("SNR", justify="right")
+    fine.add_column("present", justify="right")
+    for dev in names:
+        fine.add_column(f"{dev} rec", justify="right")
+        fine.add_column(f"{dev} %", justify="right")
+    fine.add_column("ideal", justify="right")
+    fine.add_column("ideal %", justify="right")
+    for i, b in enumerate(cpu["snr_bins"]):
+        if not b["present"] and (b["low"] == 0.0 or b["high"] is None):
+            continue  # empty open-ended edge bin
+        row = [b["label"], str(b["present"])]
+        for dev in names:
+            d = devs[dev]["snr_bins"][i]
+            row += [f"{d['recovered']}/{d['present']}", _fmt(_pct(d["completeness"]), ".0f")]
+        row += [f"{b['ideal']}/{b['present']}", _fmt(_pct(b["ideal_completeness"]), ".0f")]
+        fine.add_row(*row)
+    console.print(fine)
+
+    bound = {"below": " (<= lowest bin)", "above": " (never reached)"}
+    parts = [
+        f"{dev} {_fmt(devs[dev]['snr_at_50pct'])}{bound.get(devs[dev]['snr_at_50pct_bound'], '')}"
+        for dev in names
+    ]
+    ideal = cpu["ideal_snr_at_50pct"]
+    console.print(
+        "Depth: per-frame SNR at 50% completeness (fine bins): "
+        + ", ".join(parts)
+        + f"; ideal {_fmt(ideal)}{bound.get(cpu['ideal_snr_at_50pct_bound'], '')} "
+        f"(limit {threshold:g}/sqrt({n}) = {depth['ideal_snr_limit']:.2f})"
+    )
+    console.print(
+        "Depth: false tracks/field "
+        + ", ".join(f"{dev} {_fmt(devs[dev]['false_tracks_per_field'])}" for dev in names)
+        + f" (bar <= {DEPTH_BARS['false_tracks_per_field']:g}); duplicates/field "
+        + ", ".join(f"{dev} {_fmt(devs[dev]['duplicates_per_field'])}" for dev in names)
+    )
+
+    rates = Table(title="Depth: completeness by rate (arcsec/h); findable = ideally findable")
+    rates.add_column('rate "/h', justify="right")
+    rates.add_column("present", justify="right")
+    for dev in names:
+        rates.add_column(f"{dev} rec", justify="right")
+        rates.add_column(f"{dev} %", justify="right")
+        rates.add_column(f"{dev} findable rec", justify="right")
+        rates.add_column(f"{dev} findable %", justify="right")
+    for i, b in enumerate(cpu["rate_bins"]):
+        row = [b["label"], str(b["present"])]
+        for dev in names:
+            d = devs[dev]["rate_bins"][i]
+            row += [
+                f"{d['recovered']}/{d['present']}",
+                _fmt(_pct(d["completeness"]), ".0f"),
+                f"{d['findable_recovered']}/{d['findable_present']}",
+                _fmt(_pct(d["findable_completeness"]), ".0f"),
+            ]
+        rates.add_row(*row)
+    console.print(rates)
+
+    faint = Table(title="Depth: faint search")
+    for col in (
+        "seed",
+        "device",
+        "trajectories",
+        "faint s",
+        "traj/s",
+        "wall s",
+        "peak RSS MB",
+        "run peak MB",
+    ):
+        faint.add_column(col, justify="right")
+    for dev in names:
+        d = devs[dev]
+        for f in d["faint_search"]:
+            faint.add_row(
+                str(f["seed"]),
+                dev,
+                _fmt(f["trajectories_tested"], ".4g"),
+                _fmt(f["faint_search_s"]),
+                _fmt(f["trajectories_per_s"], ".3g"),
+                _fmt(f["wall_s"]),
+                _fmt(f["peak_rss_mb"], ".0f"),
+                _fmt(f["run_peak_memory_mb"], ".0f"),
+            )
+        faint.add_row(
+            "all",
+            dev,
+            _fmt(d["trajectories_tested"] or None, ".4g"),
+            _fmt(d["faint_search_s"]),
+            _fmt(d["trajectories_per_s"], ".3g"),
+            "",
+            _fmt(d["peak_rss_mb"], ".0f"),
+            "",
+        )
+    console.print(faint)
+    console.print(
+        f"Depth: trajectories/s bar >= {DEPTH_BARS['trajectories_per_s']:.3g} (slowest field), "
+        f"peak memory bar <= {DEPTH_BARS['peak_memory_mb'] / 1024:g} GB"
+    )
+
+
+def _print_speed_faint(runs: list[dict[str, Any]], gpu_runs: list[dict[str, Any]] | None) -> None:
+    """--speed --faint: the faint search's seconds against its bar, per device."""
+    limit = SPEED_FAINT_BARS["faint_search_2048x10_s"]
+    for dev, dev_runs in (("cpu", runs), ("gpu", gpu_runs or [])):
+        for run in dev_runs:
+            if not run["ok"]:
+                continue
+            secs = run["timings_s"].get("faint_search")
+            verdict = "n/a" if secs is None else _verdict(secs <= limit)
+            console.print(
+                f"faint search, {run['size']}^2 x {run['frames']} ({dev}, seed {run['seed']}): "
+                f"{_fmt(secs)} s (bar <= {limit:g} s: {verdict}), "
+                f"{_fmt(run.get('trajectories_tested'), '.4g')} trajectories, "
+                f"{_fmt(run.get('trajectories_per_s'), '.3g')}/s"
+            )
 
 
 def _pct(fraction: float | None) -> float | None:

@@ -4,7 +4,7 @@ An object that moves less than about two PSF widths over the whole
 sequence stays inside its own footprint, so the median template keeps it
 and difference imaging subtracts it away. It is still measurable: its
 centroid moves linearly with time while a star's stays put. This stage
-finds sources on the template, measures each one's windowed centroid in
+finds sources on the mean of the frames, measures each one's windowed centroid in
 every frame, and keeps those whose motion is both significant (against the
 centroid errors) and large enough in pixels that registration and seeing
 cannot fake it. Blended sources are left out, since the centroid of a blend
@@ -14,12 +14,13 @@ shifts with seeing, which drifts with airmass.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import sep
 from scipy.spatial import cKDTree
 
-from .backend import to_numpy
+from .backend import get_xp, to_numpy
 from .difference import Differences
 from .fit import motion_fit
 from .stats import mad_std
@@ -41,12 +42,20 @@ def _frame_image(diffs: Differences, i: int) -> np.ndarray:
     return np.ascontiguousarray(np.nan_to_num(image, nan=0.0), dtype=np.float32)
 
 
-def _template_sources(diffs: Differences, fwhm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Isolated, unflagged sources detected at aperture SNR >= 6 on the template."""
-    template = to_numpy(diffs.template)
-    mask = ~np.isfinite(template)
-    data = np.ascontiguousarray(np.nan_to_num(template), dtype=np.float32)
-    noise = mad_std(template)
+def _sky_sources(diffs: Differences, fwhm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Isolated, unflagged sources at aperture SNR >= 6 on the mean of all frames.
+
+    The mean, not the median template: an object moving one to three PSF
+    widths over the sequence is rejected by a median (it covers each pixel
+    in only a few frames) but stays, smeared, in the mean.
+    """
+    xp = get_xp(diffs.diff)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels no frame covers
+        mean = to_numpy(diffs.template + xp.nanmean(diffs.diff, axis=0))
+    mask = ~np.isfinite(mean)
+    data = np.ascontiguousarray(np.nan_to_num(mean), dtype=np.float32)
+    noise = mad_std(mean)
     sep.set_extract_pixstack(2_000_000)
     try:
         objs = sep.extract(data, 2.5, err=noise, mask=mask, minarea=5)
@@ -95,7 +104,7 @@ def find_slow_movers(
     n = mjd.size
     sigma = float(np.median(diffs.psf_sigma))
     fwhm = 2.3548 * sigma
-    x0, y0 = _template_sources(diffs, fwhm)
+    x0, y0 = _sky_sources(diffs, fwhm)
     if x0.size == 0 or n < 3:
         return []
     m = x0.size
