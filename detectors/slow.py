@@ -42,20 +42,11 @@ def _frame_image(diffs: Differences, i: int) -> np.ndarray:
     return np.ascontiguousarray(np.nan_to_num(image, nan=0.0), dtype=np.float32)
 
 
-def _sky_sources(diffs: Differences, fwhm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Isolated, unflagged sources at aperture SNR >= 6 on the mean of all frames.
-
-    The mean, not the median template: an object moving one to three PSF
-    widths over the sequence is rejected by a median (it covers each pixel
-    in only a few frames) but stays, smeared, in the mean.
-    """
-    xp = get_xp(diffs.diff)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # pixels no frame covers
-        mean = to_numpy(diffs.template + xp.nanmean(diffs.diff, axis=0))
-    mask = ~np.isfinite(mean)
-    data = np.ascontiguousarray(np.nan_to_num(mean), dtype=np.float32)
-    noise = mad_std(mean)
+def _isolated_sources(image: np.ndarray, fwhm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Isolated, unflagged sources at aperture SNR >= 6 (sep)."""
+    mask = ~np.isfinite(image)
+    data = np.ascontiguousarray(np.nan_to_num(image), dtype=np.float32)
+    noise = mad_std(image)
     sep.set_extract_pixstack(2_000_000)
     try:
         objs = sep.extract(data, 2.5, err=noise, mask=mask, minarea=5)
@@ -71,6 +62,26 @@ def _sky_sources(diffs: Differences, fwhm: float) -> tuple[np.ndarray, np.ndarra
         isolated = np.ones(x.size, dtype=bool)
     keep = isolated & (objs["flag"] == 0)
     return x[keep], y[keep]
+
+
+def _sky_sources(diffs: Differences, fwhm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate sources from the median template and from the mean of the frames.
+
+    An object moving less than a PSF width survives the median template; one
+    moving one to three widths is rejected by the median (it covers each
+    pixel in only a few frames) but stays, smeared, in the mean. Sources
+    found in both are kept once.
+    """
+    xp = get_xp(diffs.diff)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels no frame covers
+        mean = to_numpy(diffs.template + xp.nanmean(diffs.diff, axis=0))
+    tx, ty = _isolated_sources(to_numpy(diffs.template), fwhm)
+    mx, my = _isolated_sources(mean, fwhm)
+    if tx.size and mx.size:
+        dist, _ = cKDTree(np.c_[tx, ty]).query(np.c_[mx, my])
+        mx, my = mx[dist > 1.5], my[dist > 1.5]
+    return np.r_[tx, mx], np.r_[ty, my]
 
 
 def find_slow_movers(
@@ -118,7 +129,7 @@ def find_slow_movers(
         # dither; a centroid they touch would drift like a mover, so flag it.
         masked = ~np.isfinite(diff)
         noise = mad_std(diff[::2, ::2])
-        xw, yw, flag = sep.winpos(image, x0, y0, np.full(m, sigma), mask=masked)
+        xw, yw, flag = sep.winpos(image, x0, y0, np.full(m, sigma))
         f, fe, fflag = sep.sum_circle(image, xw, yw, radius, err=noise, mask=masked)
         good = (flag == 0) & (fflag == 0) & (np.hypot(xw - x0, yw - y0) < fwhm)
         xs[i, good], ys[i, good] = xw[good], yw[good]
