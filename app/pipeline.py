@@ -27,7 +27,7 @@ from .config import Settings
 from .db import crud
 from .db.base import session_factory
 from .db.models import ACTIVE_STATES
-from .sources import FetchRequest, get_source
+from .sources import FetchRequest, FetchResult, get_source
 from .status import StatusBoard
 
 __all__ = ["STAGES", "Cancelled", "Context", "detailed", "download", "fail", "fast", "ingest"]
@@ -132,7 +132,12 @@ def _paths(ctx: Context, job_id: str) -> dict[str, Path]:
 
 
 def download(ctx: Context, job_id: str) -> None:
-    """Get the job's frames from its source into ``raw/`` (or name them in place)."""
+    """Get the job's frames from its source into ``raw/`` (or name them in place).
+
+    What the source chose and left out (a survey's night or sector, cache
+    hits, local frames that miss the position) becomes job events;
+    ``manifest.json`` lists the frames and says where they came from.
+    """
     with ctx.sessions() as session:
         stage = _Stage(ctx, session, job_id, "download")
         job = stage.job
@@ -145,10 +150,27 @@ def download(ctx: Context, job_id: str) -> None:
             dest=raw,
             options=job.params,
         )
-        paths = source.fetch(
+        result = source.fetch(
             request, lambda done, total, msg: stage.progress(done / max(total, 1), msg)
         )
-        io.write_json(raw.parent / "manifest.json", {"files": [str(p) for p in paths]})
+        if not isinstance(result, FetchResult):  # a source that returns a plain list
+            result = FetchResult(paths=list(result), source=job.source)
+        for name, reason in result.skipped:
+            crud.add_event(
+                session=session, job_id=job_id, kind="skipped", message=f"{name}: {reason}"
+            )
+        for note in result.notes:
+            crud.add_event(session=session, job_id=job_id, kind="source", message=note)
+        io.write_json(
+            raw.parent / "manifest.json",
+            {
+                "files": [str(p) for p in result.paths],
+                "source": result.source or job.source,
+                "cache_key": result.cache_key,
+                "cache_hit": result.cache_hit,
+                "skipped": [list(s) for s in result.skipped],
+            },
+        )
         stage.finish()
 
 

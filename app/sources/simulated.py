@@ -8,13 +8,12 @@ results are always labelled simulated.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 from detectors import io
 from detectors.simulate import simulate_field
 
-from . import FetchProgress, FetchRequest, Source
+from . import FetchProgress, FetchRequest, FetchResult, Source
 
 __all__ = ["SimulatedSource"]
 
@@ -33,7 +32,7 @@ class SimulatedSource(Source):
     description = "Realistic simulated field with injected asteroids (offline; for demos and tests)"
     coverage = "whole sky, any time"
 
-    def fetch(self, request: FetchRequest, progress: FetchProgress) -> list[Path]:
+    def fetch(self, request: FetchRequest, progress: FetchProgress) -> FetchResult:
         opts: dict[str, Any] = request.options
         size = int(min(max(2 * request.radius_arcmin * 60 / PIXEL_SCALE_ARCSEC, 128), 2048))
         field = simulate_field(
@@ -53,4 +52,4 @@ class SimulatedSource(Source):
             paths.append(io.write_fits(request.dest / name, data, header))
             progress(i + 1, len(field.frames), f"simulated {name}")
         io.write_json(request.dest.parent / "truth.json", field.truth)
-        return paths
+        return FetchResult(paths=paths, source=self.name)

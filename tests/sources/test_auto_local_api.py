@@ -1,0 +1,110 @@
+"""``auto`` picks a survey or says what it tried; ``local`` skips frames off the position;
+``GET /sources`` lists every source with its coverage."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.main import create_app
+from app.sources import SOURCES
+from app.sources.auto import plan
+from detectors import io
+
+from .archive import ZtfArchive, serve_tesscut, tess_field, tesscut_cube, tesscut_zip, ztf_field
+from .conftest import closed_port
+from .helpers import STAGES, job_of, run_job, submit
+
+
+def test_plan_orders_surveys_by_fitness():
+    assert plan(150.0, 20.0, {}) == (["ztf", "tess"], [])
+    tried, unfit = plan(95.0, -60.0, {})
+    assert tried == ["tess"] and "ztf (does not reach Dec -60.00" in unfit[0]
+    tried, unfit = plan(150.0, 20.0, {"end": "2018-05-01T00:00:00"})
+    assert tried == ["ztf"] and unfit[0].startswith("tess (the time window ends before")
+
+
+def test_auto_with_every_survey_unreachable_names_what_it_tried(make_env):
+    dead = f"http://127.0.0.1:{closed_port()}"
+    settings = make_env(
+        ASTROHUNTER_TESSCUT_URL=f"{dead}/tesscut/api/v0.1/", ASTROHUNTER_IRSA_URL=f"{dead}/ibe/"
+    )
+    job_id = submit(settings, ra=150.1, dec=20.2, source="auto")
+    run_job(job_id, stages=STAGES[:1])
+    job = job_of(settings, job_id)
+    assert job.state == "failed"
+    for word in ("auto:", "ztf:", "tess:", "ConnectError", "'local'", "'simulated'"):
+        assert word in job.error, (word, job.error)
+
+
+def test_auto_passes_over_a_survey_without_data(make_env, archive):
+    settings = make_env()
+    ra, dec = 95.25, 20.5
+    # IRSA answers, but has no images there: auto moves on to TESS.
+    nothing = ZtfArchive(ztf_field(ra, dec), ra, dec)
+    nothing.rows.clear()
+    nothing.serve(archive)
+    sim = tess_field(ra, dec)
+    cube = tesscut_cube(sim, ra=ra, dec=dec)
+    serve_tesscut(archive, ra=ra, dec=dec, zipped=tesscut_zip(cube, ra=ra, dec=dec))
+    job_id = submit(settings, ra=ra, dec=dec, source="auto", radius_arcmin=22.0)
+    run_job(job_id, stages=STAGES[:2])
+    job = job_of(settings, job_id)
+    assert job.state == "ingesting" and job.counts["frames"] == 10
+    notes = [e.message for e in job.events if e.kind == "source"]
+    assert notes[0].startswith("auto: using tess (passed over: ztf: IRSA has no ZTF")
+
+
+def test_local_skips_frames_that_miss_the_position(make_env, tmp_path):
+    settings = make_env()
+    field = ztf_field(150.1, 20.2)
+    folder = tmp_path / "local" / "night"
+    for name, data, header in field.frames:
+        io.write_fits(folder / name, data, header)
+    elsewhere = field.frames[0][2].copy()
+    elsewhere["CRVAL1"] += 1.0  # a frame of another field
+    io.write_fits(folder / "other_field.fits", field.frames[0][1], elsewhere)
+    job_id = submit(settings, ra=150.1, dec=20.2, source="local", path=str(folder))
+    run_job(job_id, stages=STAGES[:2])
+    job = job_of(settings, job_id)
+    assert job.state == "ingesting" and job.counts["frames"] == 6
+    skipped = [e.message for e in job.events if e.kind == "skipped"]
+    assert skipped == [
+        "other_field.fits: does not cover the searched position (RA 150.10000 Dec 20.20000)"
+    ]
+
+
+def test_local_with_no_frame_on_the_position_fails(make_env, tmp_path):
+    settings = make_env()
+    folder = tmp_path / "local" / "night"
+    for name, data, header in ztf_field(150.1, 20.2).frames[:3]:
+        io.write_fits(folder / name, data, header)
+    job_id = submit(settings, ra=10.0, dec=-5.0, source="local", path=str(folder))
+    run_job(job_id, stages=STAGES[:1])
+    job = job_of(settings, job_id)
+    assert job.state == "failed" and "none of the 3 frames" in job.error
+
+
+@pytest.fixture
+def client(settings):
+    with TestClient(create_app(dispatch=lambda job_id: None)) as c:
+        yield c
+
+
+def test_sources_lists_every_source_with_its_coverage(client):
+    answer = client.get("/sources")
+    assert answer.status_code == 200
+    listed = {s["name"]: s for s in answer.json()}
+    assert set(listed) == set(SOURCES) >= {"auto", "local", "simulated", "tess", "ztf"}
+    for info in listed.values():
+        assert info["coverage"] and info["description"]
+    assert listed["simulated"]["simulated"] and not listed["ztf"]["simulated"]
+    assert "-31" in listed["ztf"]["coverage"] and "2018" in listed["tess"]["coverage"]
+
+
+def test_search_refuses_a_window_before_the_survey(client):
+    answer = client.post(
+        "/search", json={"ra": 150.0, "dec": 20.0, "source": "ztf", "end": "2017-01-01T00:00:00"}
+    )
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "end"]
