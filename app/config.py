@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,7 @@ class Settings(BaseSettings):
     rabbitmq_port: int = Field(5672, alias="RABBITMQ_PORT")
     rabbitmq_user: str = Field("guest", alias="RABBITMQ_USER")
     rabbitmq_password: str = Field("guest", alias="RABBITMQ_PASSWORD")
+    rabbitmq_vhost: str = Field("/", alias="RABBITMQ_VHOST")
     broker: Literal["auto", "rabbitmq", "memory"] = Field("auto", alias="ASTROHUNTER_BROKER")
     data_retention_days: float = Field(7, alias="DATA_RETENTION_DAYS")
     min_disk_space_gb: float = Field(10, alias="MIN_DISK_SPACE_GB")
@@ -65,9 +67,10 @@ class Settings(BaseSettings):
 
     @property
     def rabbitmq_url(self) -> str:
+        vhost = quote(self.rabbitmq_vhost, safe="")
         return (
             f"amqp://{self.rabbitmq_user}:{self.rabbitmq_password}@"
-            f"{self.rabbitmq_host or '127.0.0.1'}:{self.rabbitmq_port}"
+            f"{self.rabbitmq_host or '127.0.0.1'}:{self.rabbitmq_port}/{vhost}"
         )
 
     def job_dir(self, job_id: str) -> Path:

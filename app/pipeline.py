@@ -74,7 +74,11 @@ class _Stage:
         if job.state not in ACTIVE_STATES:
             raise Cancelled(f"job {job_id} is {job.state}")
         self.job = job
-        crud.update_job(session=session, job_id=job_id, state=self.state, percent=self.lo)
+        if not crud.update_if_active(
+            session=session, job_id=job_id, state=self.state, percent=self.lo
+        ):
+            raise Cancelled(f"job {job_id} was cancelled")
+        session.refresh(job)
         crud.add_event(
             session=session, job_id=job_id, kind="stage", message=f"{self.state} started"
         )
@@ -105,9 +109,10 @@ class _Stage:
         seconds = round(time.perf_counter() - self.started, 3)
         self.session.refresh(self.job)
         timings = {**self.job.timings, self.state: seconds}
-        crud.update_job(
+        if not crud.update_if_active(
             session=self.session, job_id=self.job_id, timings=timings, percent=self.hi, **fields
-        )
+        ):
+            raise Cancelled(f"job {self.job_id} was cancelled")
         crud.add_event(
             session=self.session,
             job_id=self.job_id,

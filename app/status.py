@@ -16,6 +16,8 @@ import uuid
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .config import Settings
 
@@ -40,6 +42,7 @@ class StatusBoard:
                 port=settings.redis_port,
                 socket_timeout=1.0,
                 socket_connect_timeout=1.0,
+                retry=Retry(NoBackoff(), 0),  # one try: a status read must not stall for seconds
                 decode_responses=True,
             )
             if settings.redis_host

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from .models import ACTIVE_STATES, Event, FileRecord, Job, Observation, TrackRecord
@@ -21,6 +21,7 @@ __all__ = [
     "replace_tracks",
     "search_key",
     "tracks_of",
+    "update_if_active",
     "update_job",
 ]
 
@@ -84,6 +85,20 @@ def update_job(*, session: Session, job_id: str, **fields: Any) -> Job:
         setattr(job, name, value)
     session.commit()
     return job
+
+
+def update_if_active(*, session: Session, job_id: str, **fields: Any) -> bool:
+    """Set fields of a job only while it is still active, in one statement.
+
+    A cancel (DELETE) may land at any moment; checking and writing in a
+    single UPDATE means a stage can never overwrite it. Returns False when
+    the job was no longer active (nothing written).
+    """
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE_STATES)).values(**fields)
+    )
+    session.commit()
+    return result.rowcount == 1
 
 
 def add_event(*, session: Session, job_id: str, kind: str, message: str = "") -> None:

@@ -66,23 +66,41 @@ class LocalSource(Source):
     description = "Your own FITS frames from a folder or glob under ASTROHUNTER_LOCAL_ROOTS"
     coverage = "whatever the folder holds (frames not covering the position are skipped)"
 
-    def _resolve(self, options: dict) -> Path:
+    def _paths(self, options: dict) -> list[Path]:
+        """The files the path names, each checked to lie under an allowed root.
+
+        The check is on every resolved match, not on the pattern's text: a
+        glob such as ``<root>*/x.fits`` or a symlink must not reach outside.
+        """
         raw = options.get("path")
         if not raw:
             raise InputError("path: the local source needs a folder or glob, e.g. /data/night1")
         roots = [Path(r).resolve() for r in get_settings().local_roots if r]
-        target = Path(str(raw).split("*")[0] or ".").resolve()
-        if not any(target == root or root in target.parents for root in roots):
-            allowed = ", ".join(map(str, roots)) or "none (set ASTROHUNTER_LOCAL_ROOTS)"
+        allowed = ", ".join(map(str, roots)) or "none (set ASTROHUNTER_LOCAL_ROOTS)"
+
+        def inside(p: Path) -> bool:
+            p = p.resolve()
+            return any(p == root or root in p.parents for root in roots)
+
+        prefix = Path(str(raw).split("*")[0].split("?")[0].split("[")[0] or ".")
+        if not inside(prefix if prefix.exists() or not prefix.parent.exists() else prefix.parent):
             raise InputError(f"path: {raw} is outside the allowed folders ({allowed})")
-        return target
+        try:
+            paths = io.expand_paths([str(raw)])
+        except InputError as exc:
+            raise InputError(f"path: {exc}") from None
+        outside = [p for p in paths if not inside(p)]
+        if outside:
+            raise InputError(
+                f"path: {raw} reaches outside the allowed folders ({allowed}): {outside[0]}"
+            )
+        return paths
 
     def validate(self, options: dict) -> None:
-        self._resolve(options)
+        self._paths(options)
 
     def fetch(self, request: FetchRequest, progress: FetchProgress) -> FetchResult:
-        self._resolve(request.options)
-        paths = io.expand_paths([str(request.options["path"])])
+        paths = self._paths(request.options)
         kept: list[Path] = []
         skipped: list[tuple[str, str]] = []
         where = f"RA {request.ra:.5f} Dec {request.dec:.5f}"

@@ -27,7 +27,12 @@ def world(tmp_path):
         ("mid_failed", "failed", 10),
     ):
         job, _ = crud.create_or_get_job(
-            session=session, ra=10.0, dec=float(len(jobs)), source="simulated", params={}, simulated=True
+            session=session,
+            ra=10.0,
+            dec=float(len(jobs)),
+            source="simulated",
+            params={},
+            simulated=True,
         )
         for folder in ("raw", "work", "results"):
             d = settings.job_dir(job.id) / folder
