@@ -339,7 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--ra", type=float, required=True, help="right ascension, degrees")
     q.add_argument("--dec", type=float, required=True, help="declination, degrees")
     q.add_argument("--radius", type=float, default=6.0, help="field half-width, arcmin (6)")
-    q.add_argument("--source", default="simulated", help="frame source (GET /sources)")
+    q.add_argument(
+        "--source",
+        default="auto",
+        help="frame source: auto (best real survey), simulated, local, ztf, tess",
+    )
     q.add_argument("--path", help="folder or glob, for --source local")
     q.add_argument("--rate-min", type=float, default=1.0)
     q.add_argument("--rate-max", type=float, default=150.0)

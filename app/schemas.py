@@ -18,7 +18,9 @@ class SearchRequest(BaseModel):
     ra: float = Field(..., ge=0.0, lt=360.0, description="right ascension, degrees (ICRS)")
     dec: float = Field(..., ge=-90.0, le=90.0, description="declination, degrees (ICRS)")
     radius_arcmin: float = Field(6.0, gt=0.0, le=60.0, description="half-width of the field")
-    source: str = Field("simulated", description="frame source; GET /sources lists them")
+    source: str = Field(
+        "auto", description="frame source (default: the best real survey); GET /sources lists them"
+    )
     path: str | None = Field(None, description="folder or glob, for source 'local'")
     start: dt.datetime | None = Field(None, description="time window start (UTC)")
     end: dt.datetime | None = Field(None, description="time window end (UTC)")

@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             "dec": round(rng.uniform(-70.0, 70.0), 5),
             "radius_arcmin": args.radius,
             "seed": rng.randrange(1, 2**31),
+            "source": "simulated",
         }
         for _ in range(args.jobs)
     ]

@@ -39,7 +39,7 @@ from ..conftest import need, shared_path
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 #: A small simulated field (200 x 200 px, 8 frames) whose three movers (SNR 10-16) are all found.
-FIELD = {"ra": 10.0, "dec": 5.0, "radius_arcmin": 2.0, "seed": 1}
+FIELD = {"ra": 10.0, "dec": 5.0, "radius_arcmin": 2.0, "seed": 1, "source": "simulated"}
 #: Small simulated fields (ra, dec, seed) on which every mover with SNR >= 8 is found and
 #: nothing false is reported. Tests on shared services pick one at random so that runs
 #: at the same time do not submit identical searches. (On about one random field in ten
@@ -87,7 +87,14 @@ SERVICE_ENV = (
 def random_field(**extra) -> dict:
     """A ``POST /search`` body for one of `VETTED_FIELDS`, picked at random."""
     ra, dec, seed = random.choice(VETTED_FIELDS)
-    return {"ra": ra, "dec": dec, "radius_arcmin": 2.0, "seed": seed, **extra}
+    return {
+        "ra": ra,
+        "dec": dec,
+        "radius_arcmin": 2.0,
+        "seed": seed,
+        "source": "simulated",
+        **extra,
+    }
 
 
 def port_open(host: str, port: int, timeout: float = 1.0) -> bool:

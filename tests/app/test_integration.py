@@ -232,6 +232,8 @@ def test_cli_search_against_the_running_api(stack):
             str(body["radius_arcmin"]),
             "--seed",
             str(body["seed"]),
+            "--source",
+            "simulated",
         ],
         env={**stack.env, "COLUMNS": "120"},
         capture_output=True,
