@@ -50,7 +50,7 @@ class FaintSettings:
     rate_max: float
     max_loss: float = 0.05
     false_candidates: float = 30.0
-    false_tracks: float = 0.5
+    false_tracks: float = 1.5
     min_stacked_snr: float = 5.0
     max_frame_share: float = 0.35
     max_trajectories: float = 2e10
