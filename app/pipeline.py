@@ -85,16 +85,16 @@ class _Stage:
         ctx.board.set(job_id, state=self.state, percent=self.lo, message="")
 
     def progress(self, fraction: float, message: str = "") -> None:
-        """Report progress within the stage (0..1); stops if the job was cancelled."""
+        """Report progress within the stage (0..1); stops if the job is no longer active."""
         percent = round(self.lo + (self.hi - self.lo) * min(max(fraction, 0.0), 1.0), 1)
-        self.ctx.board.set(self.job_id, state=self.state, percent=percent, message=message)
         now = time.perf_counter()
         if now - self.last_db >= DB_PROGRESS_EVERY_S:
             self.last_db = now
-            self.session.refresh(self.job)
-            if self.job.state == "cancelled":
-                raise Cancelled(f"job {self.job_id} was cancelled")
-            crud.update_job(session=self.session, job_id=self.job_id, percent=percent)
+            # One conditional UPDATE: a cancelled job stops here, and a job that a
+            # redelivered copy of this stage already finished is never rewritten.
+            if not crud.update_if_active(session=self.session, job_id=self.job_id, percent=percent):
+                raise Cancelled(f"job {self.job_id} is no longer active")
+        self.ctx.board.set(self.job_id, state=self.state, percent=percent, message=message)
 
     def engine_progress(self, stages: tuple[str, ...]) -> Callable[[str, int, int], None]:
         """A ``progress(stage, done, total)`` for the engine, spread over its stages."""

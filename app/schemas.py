@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["JobList", "JobPublic", "SearchAccepted", "SearchRequest", "SourceInfo"]
 
@@ -28,6 +28,14 @@ class SearchRequest(BaseModel):
     rate_max: float = Field(150.0, gt=0.0, le=36000.0, description="fastest motion, arcsec/h")
     faint: bool = Field(True, description="run the faint (shift-and-stack) search")
     seed: int = Field(0, ge=0, description="simulated source: which realisation")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        """Times without a zone are UTC, so naive and aware times compare."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
 
     @model_validator(mode="after")
     def _ranges(self) -> SearchRequest:
@@ -70,6 +78,9 @@ class JobPublic(BaseModel):
     counts: dict[str, int]
     error: str | None = None
     frames_cleaned: bool = False
+    notes: list[str] = Field(
+        default_factory=list, description="skipped frames, source and cleanup notes"
+    )
     live: bool = Field(description="true when state and percent came from Redis (live)")
 
 

@@ -14,7 +14,11 @@ from .schemas import SearchRequest
 from .sources import SOURCES, get_source
 from .status import StatusBoard
 
-__all__ = ["submit_search"]
+__all__ = ["BrokerUnavailable", "submit_search"]
+
+
+class BrokerUnavailable(RuntimeError):
+    """The job could not be handed to the broker (the job is marked failed)."""
 
 
 def submit_search(

@@ -83,12 +83,14 @@ class LocalSource(Source):
             return any(p == root or root in p.parents for root in roots)
 
         prefix = Path(str(raw).split("*")[0].split("?")[0].split("[")[0] or ".")
-        if not inside(prefix if prefix.exists() or not prefix.parent.exists() else prefix.parent):
-            raise InputError(f"path: {raw} is outside the allowed folders ({allowed})")
         try:
+            if not inside(prefix if prefix.exists() or not prefix.parent.exists() else prefix.parent):
+                raise InputError(f"path: {raw} is outside the allowed folders ({allowed})")
             paths = io.expand_paths([str(raw)])
         except InputError as exc:
-            raise InputError(f"path: {exc}") from None
+            raise InputError(exc.args[0] if str(exc).startswith("path:") else f"path: {exc}") from None
+        except OSError as exc:  # e.g. a name longer than the file system allows
+            raise InputError(f"path: cannot be read ({exc.strerror})") from None
         outside = [p for p in paths if not inside(p)]
         if outside:
             raise InputError(

@@ -13,6 +13,9 @@ from ..deps import BoardDep, SessionDep, SettingsDep, require_api_key
 
 router = APIRouter(tags=["jobs"])
 
+#: Job events a user should see in the status (the rest is stage bookkeeping).
+NOTE_KINDS = ("skipped", "source", "cleanup", "failed", "cancelled")
+
 
 def _public(job: Job, board: StatusBoard) -> JobPublic:
     live = board.get(job.id) if job.state in ACTIVE_STATES else None
@@ -37,6 +40,7 @@ def _public(job: Job, board: StatusBoard) -> JobPublic:
         counts=job.counts,
         error=job.error,
         frames_cleaned=job.frames_cleaned,
+        notes=[f"{e.kind}: {e.message}" for e in job.events if e.kind in NOTE_KINDS],
         live=live is not None,
     )
 
@@ -59,7 +63,7 @@ def jobs(
     session: SessionDep,
     board: BoardDep,
     state: str | None = Query(None, description=f"one of {', '.join(STATES)}"),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000_000),
     limit: int = Query(50, ge=1, le=500),
 ):
     """Jobs, newest first, a page at a time."""
