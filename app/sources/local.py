@@ -84,11 +84,15 @@ class LocalSource(Source):
 
         prefix = Path(str(raw).split("*")[0].split("?")[0].split("[")[0] or ".")
         try:
-            if not inside(prefix if prefix.exists() or not prefix.parent.exists() else prefix.parent):
+            if not inside(
+                prefix if prefix.exists() or not prefix.parent.exists() else prefix.parent
+            ):
                 raise InputError(f"path: {raw} is outside the allowed folders ({allowed})")
             paths = io.expand_paths([str(raw)])
         except InputError as exc:
-            raise InputError(exc.args[0] if str(exc).startswith("path:") else f"path: {exc}") from None
+            raise InputError(
+                exc.args[0] if str(exc).startswith("path:") else f"path: {exc}"
+            ) from None
         except OSError as exc:  # e.g. a name longer than the file system allows
             raise InputError(f"path: cannot be read ({exc.strerror})") from None
         outside = [p for p in paths if not inside(p)]
