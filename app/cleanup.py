@@ -2,7 +2,9 @@
 
 What goes: a finished (done, failed or cancelled) job's ``raw/`` frames and
 ``work/`` arrays, when older than ``DATA_RETENTION_DAYS``, or sooner, oldest
-first, while free space is below ``MIN_DISK_SPACE_GB``. What stays: every
+first, while free space is below ``MIN_DISK_SPACE_GB``; and download-cache
+entries not used for ``DATA_RETENTION_DAYS`` (jobs hold hard links to their
+frames, so removing an entry never takes a running job's files). What stays: every
 file of a queued or running job, whatever its age; every job's ``results/``
 (tracks, MPC report, cutouts) and its database rows, so results stay
 readable after their frames are gone; and a ``local`` source's frames, which
@@ -27,7 +29,7 @@ from .db import crud
 from .db.models import ACTIVE_STATES, Job
 from .status import StatusBoard
 
-__all__ = ["Removal", "cleanup_lock", "plan_cleanup", "run_cleanup"]
+__all__ = ["Removal", "cleanup_lock", "plan_cleanup", "run_cleanup", "stale_cache_entries"]
 
 #: The folders of a job that cleanup may delete.
 REMOVABLE = ("raw", "work")
@@ -49,6 +51,21 @@ def _size(path: Path) -> int:
 
 def _aware(t: dt.datetime) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def stale_cache_entries(settings: Settings, *, now: dt.datetime) -> list[Path]:
+    """Download-cache entries (``DATA_DIR/cache/<source>/<key>/``) untouched for the retention time."""
+    root = settings.data_dir / "cache"
+    cutoff = (now - dt.timedelta(days=settings.data_retention_days)).timestamp()
+    if not root.exists():
+        return []
+    return [
+        entry
+        for source in root.iterdir()
+        if source.is_dir()
+        for entry in source.iterdir()
+        if entry.is_dir() and not entry.name.startswith(".") and entry.stat().st_mtime < cutoff
+    ]
 
 
 def plan_cleanup(
@@ -136,9 +153,23 @@ def run_cleanup(
             now=dt.datetime.now(dt.UTC),
             free_bytes=shutil.disk_usage(settings.data_dir).free,
         )
+        stale = stale_cache_entries(settings, now=dt.datetime.now(dt.UTC))
+        if stale:
+            plan.append(
+                Removal(
+                    "cache",
+                    tuple(stale),
+                    sum(_size(p) for p in stale),
+                    "download cache entries unused for the retention time",
+                )
+            )
         if dry_run:
             return plan
         for removal in plan:
+            if removal.job_id == "cache":
+                for path in removal.paths:
+                    shutil.rmtree(path, ignore_errors=True)
+                continue
             # Re-check under the lock: a job could have been restarted meanwhile.
             job = crud.get_job(session=session, job_id=removal.job_id)
             if job is None or job.state in ACTIVE_STATES:

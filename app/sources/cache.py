@@ -69,6 +69,7 @@ class Cache:
         files = [folder / name for name in meta.get("files", [])]
         if not all(f.is_file() for f in files):
             return None
+        os.utime(folder)  # last use: cleanup removes entries unused for the retention time
         return CacheEntry(folder, files, meta)
 
     @contextlib.contextmanager

@@ -100,3 +100,20 @@ def test_only_one_cleanup_at_a_time(world):
     with open(settings.data_dir / ".cleanup.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         assert run_cleanup(session=session, settings=settings, board=StatusBoard(settings)) == []
+
+
+def test_stale_download_cache_entries_go_fresh_ones_stay(world):
+    import os
+    import time
+
+    settings, session, _ = world
+    old = settings.data_dir / "cache" / "ztf" / "oldkey"
+    new = settings.data_dir / "cache" / "ztf" / "newkey"
+    for entry in (old, new):
+        entry.mkdir(parents=True)
+        (entry / "frame.fits").write_bytes(b"x" * 100)
+    ten_days_ago = time.time() - 10 * 86400
+    os.utime(old, (ten_days_ago, ten_days_ago))
+    removals = run_cleanup(session=session, settings=settings, board=StatusBoard(settings))
+    assert any(r.job_id == "cache" and old in r.paths for r in removals)
+    assert not old.exists() and (new / "frame.fits").exists()
