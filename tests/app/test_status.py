@@ -81,6 +81,7 @@ def test_status_comes_from_the_database_when_redis_is_down(make_env, stub_broker
         status = r.json()
         assert status["state"] == "queued" and status["live"] is False
 
+        # Searches still run without Redis: /health says so, but stays healthy.
         health = http.get("/health")
-        assert health.status_code == 503
+        assert health.status_code == 200
         assert health.json()["checks"]["redis"]["ok"] is False
