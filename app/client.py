@@ -70,19 +70,30 @@ def _auth() -> dict[str, str]:
     return {"X-API-Key": key} if key else {}
 
 
+def _submit_and_follow(
+    http: httpx.Client, body: dict, console: Console, where: str
+) -> tuple[dict, dict]:
+    """POST the search, follow its status to the end, fetch its tracks.
+
+    ``http`` is any httpx client: one speaking to a server, or FastAPI's
+    in-process test client for the embedded mode.
+    """
+    r = http.post("/search", json=body)
+    if r.status_code == 422:
+        details = r.json().get("detail", [])
+        raise ValueError("; ".join(f"{d['loc'][-1]}: {d['msg']}" for d in details) or r.text)
+    r.raise_for_status()
+    job_id = r.json()["job_id"]
+    console.print(f"job {job_id} {where}")
+    status = follow(lambda: http.get(f"/status/{job_id}").raise_for_status().json(), console)
+    contract = http.get(f"/jobs/{job_id}/tracks").raise_for_status().json()
+    return status, contract
+
+
 def run_remote(server: str, body: dict, console: Console) -> tuple[dict, dict]:
     """Submit to a running API and follow the job; returns (status, tracks contract)."""
     with httpx.Client(base_url=server.rstrip("/"), timeout=30.0, headers=_auth()) as http:
-        r = http.post("/search", json=body)
-        if r.status_code == 422:
-            details = r.json().get("detail", [])
-            raise ValueError("; ".join(f"{d['loc'][-1]}: {d['msg']}" for d in details) or r.text)
-        r.raise_for_status()
-        job_id = r.json()["job_id"]
-        console.print(f"job {job_id} at {server}")
-        status = follow(lambda: http.get(f"/status/{job_id}").raise_for_status().json(), console)
-        contract = http.get(f"/jobs/{job_id}/tracks").raise_for_status().json()
-    return status, contract
+        return _submit_and_follow(http, body, console, f"at {server}")
 
 
 def run_embedded(body: dict, console: Console, *, threads: int = 2) -> tuple[dict, dict]:
@@ -97,14 +108,7 @@ def run_embedded(body: dict, console: Console, *, threads: int = 2) -> tuple[dic
     worker.start()
     try:
         with TestClient(create_app(), headers=_auth()) as http:
-            r = http.post("/search", json=body)
-            if r.status_code == 422:
-                details = r.json().get("detail", [])
-                raise ValueError("; ".join(f"{d['loc'][-1]}: {d['msg']}" for d in details))
-            job_id = r.json()["job_id"]
-            console.print(f"job {job_id} (embedded: in-process broker, {threads} worker threads)")
-            status = follow(lambda: http.get(f"/status/{job_id}").json(), console)
-            contract = http.get(f"/jobs/{job_id}/tracks").json()
+            where = f"(embedded: in-process broker, {threads} worker threads)"
+            return _submit_and_follow(http, body, console, where)
     finally:
         worker.stop()
-    return status, contract

@@ -27,7 +27,7 @@ from .config import Settings
 from .db import crud
 from .db.base import session_factory
 from .db.models import ACTIVE_STATES
-from .sources import FetchRequest, FetchResult, get_source
+from .sources import FetchRequest, get_source
 from .status import StatusBoard
 
 __all__ = ["STAGES", "Cancelled", "Context", "detailed", "download", "fail", "fast", "ingest"]
@@ -158,8 +158,6 @@ def download(ctx: Context, job_id: str) -> None:
         result = source.fetch(
             request, lambda done, total, msg: stage.progress(done / max(total, 1), msg)
         )
-        if not isinstance(result, FetchResult):  # a source that returns a plain list
-            result = FetchResult(paths=list(result), source=job.source)
         for name, reason in result.skipped:
             crud.add_event(
                 session=session, job_id=job_id, kind="skipped", message=f"{name}: {reason}"

@@ -86,8 +86,8 @@ def measure_stars(template: object, rms: float, *, max_stars: int = 300) -> Star
     rms : float
         Sky noise of the template.
     """
-    data = _sep_ready(template)
-    mask = ~np.isfinite(to_numpy(template))
+    pixels = to_numpy(template)
+    data, mask = _sep_ready(pixels), ~np.isfinite(pixels)
     try:
         objs = sep.extract(data, 20.0, err=rms, mask=mask, minarea=5)
     except Exception:  # sep gives up on pathological images (too many objects)
@@ -118,8 +118,10 @@ def _psf_sigma(image: object, stars: Stars, fallback: float) -> float:
 
 def _aperture_flux(image: object, stars: Stars, radius: float) -> np.ndarray:
     """Aperture sums at the stars' positions; NaN where an aperture touches no-data."""
-    mask = ~np.isfinite(to_numpy(image))
-    flux, _, flag = sep.sum_circle(_sep_ready(image), stars.x, stars.y, radius, mask=mask)
+    pixels = to_numpy(image)  # one device-to-host copy, reused for the mask
+    flux, _, flag = sep.sum_circle(
+        _sep_ready(pixels), stars.x, stars.y, radius, mask=~np.isfinite(pixels)
+    )
     return np.where(flag == 0, flux, np.nan)
 
 
