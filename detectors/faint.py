@@ -7,14 +7,17 @@ found - but the motion is unknown, so every motion of the rate range is
 tried for every start pixel at once. This is what KBMOD does on GPUs.
 
 The search statistic of a trajectory is the sum of the per-frame
-point-source SNR maps along it, divided by sqrt(N). Each map is clipped at
-``CLIP_SIGMA`` first, so a cosmic ray, a streak or a star residual in one
-frame cannot carry a trajectory on its own (a robust, clipped stack). The
-grid of motions is spaced from the PSF and the time span so that no motion
-in the range loses more than ``max_loss`` of its stacked SNR. Peaks of the
-best-over-motions map above a threshold set from that map's own measured
-noise are refined by maximising the exact inverse-variance stacked SNR over
-position and motion, and checked like any other track.
+point-source SNR maps along it, in units of that motion's measured noise
+(frames share a template, so slow motions sum correlated noise). Before
+stacking, everything brighter than ``MASK_SIGMA`` in one frame - cosmic rays,
+streaks, star residuals, and movers bright enough for the per-frame path -
+is masked with its wings, so no artifact can carry a trajectory and the
+stacked noise stays near Gaussian. The grid of motions is spaced from the PSF
+and the time span so that no motion in the range loses more than
+``max_loss`` of its stacked SNR. Peaks of the best-over-motions map above a
+threshold set from that map's own measured noise are refined by maximising
+the exact inverse-variance stacked SNR over position and motion, and checked
+like any other track.
 """
 
 from __future__ import annotations
@@ -24,24 +27,25 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import log_ndtr, ndtri_exp
 
-from .backend import get_xp, to_numpy
+from .backend import get_ndimage, get_xp, to_numpy
 from .difference import Differences
 from .stack import STACKERS, best_motions, sample_stack
 
 __all__ = ["FaintResult", "FaintSettings", "find_faint", "motion_grid", "shift_table"]
 
-#: Per-frame SNR values are clipped to +-CLIP_SIGMA before stacking.
-CLIP_SIGMA = 5.0
+#: Pixels beyond +-MASK_SIGMA in one frame's SNR map are masked, with their wings.
+MASK_SIGMA = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
 class FaintSettings:
     """The faint search's knobs (rates in pixels per day).
 
-    ``false_candidates`` noise peaks per field are refined and checked;
+    ``false_candidates`` noise peaks per megapixel are refined and checked;
     accepted tracks must beat the level that noise reaches ``false_tracks``
-    times per field, and never less than ``min_stacked_snr``. Above
+    times per megapixel, and never less than ``min_stacked_snr``. Above
     ``max_trajectories`` (about a minute on two CPU cores) start pixels are
     binned 2x2 (or more), trading some depth for time.
     """
@@ -50,7 +54,7 @@ class FaintSettings:
     rate_max: float
     max_loss: float = 0.05
     false_candidates: float = 30.0
-    false_tracks: float = 1.5
+    false_tracks: float = 0.3
     min_stacked_snr: float = 5.0
     max_frame_share: float = 0.35
     max_trajectories: float = 2e10
@@ -108,23 +112,42 @@ def shift_table(motions: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.rint(motions[:, None, :] * t[None, :, None]).astype(np.int64)
 
 
-def _clipped_snr(diffs: Differences) -> object:
+def _masked(diffs: Differences, sigma: float) -> tuple[object, object, object]:
+    """Per-frame SNR, psi and phi maps with single-frame outliers masked (zero).
+
+    A faint mover never reaches ``MASK_SIGMA`` in most of its frames; what
+    does is an artifact or an object the per-frame path finds anyway. The
+    mask grows by two PSF widths so that an outlier's wings go with it.
+    """
     xp = get_xp(diffs.psi)
-    phi = diffs.phi
-    ok = phi > 0
-    snr = xp.where(ok, diffs.psi / xp.sqrt(xp.where(ok, phi, 1.0)), 0.0)
-    return xp.clip(snr, -CLIP_SIGMA, CLIP_SIGMA).astype(xp.float32)
+    ndi = get_ndimage(xp)
+    ok = diffs.phi > 0
+    snr = xp.where(ok, diffs.psi / xp.sqrt(xp.where(ok, diffs.phi, 1.0)), 0.0)
+    size = 2 * max(1, math.ceil(2.0 * sigma)) + 1
+    for k in range(snr.shape[0]):
+        ok[k] &= ~ndi.maximum_filter(xp.abs(snr[k]) > MASK_SIGMA, size=size)
+    zero = xp.float32(0.0)
+    return (
+        xp.where(ok, snr, zero).astype(xp.float32),
+        xp.where(ok, diffs.psi, zero),
+        xp.where(ok, diffs.phi, zero),
+    )
 
 
-def tail_threshold(peaks: np.ndarray, expected: float) -> float:
+def tail_threshold(
+    peaks: np.ndarray, expected: float, *, ranks: tuple[int, int] = (100, 3000)
+) -> float:
     """The level that noise peaks exceed ``expected`` times per field.
 
-    Far enough out, the number of noise peaks above a level falls
-    exponentially with the level (the tail of a maximum of Gaussians). The
-    map's own peaks ranked 10 to 300 - noise, since real objects are few and
-    at the top - give that exponential, which is followed out to
-    ``expected`` peaks. The threshold therefore follows the measured noise of
-    the stacked images, correlations and all, not an assumed distribution.
+    Each motion's sums are in units of its own measured noise, so the peaks
+    of the best-over-motions map follow a Gaussian tail: the number above
+    ``v`` is ``A * Q(v / s)`` (``Q`` the normal survival function, ``A`` the
+    number of effectively independent trajectories, ``s`` near 1). The map's
+    own peaks ranked ``ranks[0]`` to ``ranks[1]`` - noise, since real objects
+    are few and at the top - fit ``A`` and ``s``, and the fit is followed out
+    to ``expected`` peaks. The threshold thus follows the measured noise of
+    the stacked images, residual non-Gaussianity included, not an assumed
+    distribution.
 
     Parameters
     ----------
@@ -132,16 +155,24 @@ def tail_threshold(peaks: np.ndarray, expected: float) -> float:
         Values of the local maxima of the best-over-motions map.
     expected : float
         Noise peaks per field allowed above the threshold.
+    ranks : (int, int), keyword-only
+        Ranks of the peaks the tail is fitted to.
     """
     v = np.sort(peaks[np.isfinite(peaks)])[::-1]
-    ranks = np.arange(1, v.size + 1)
-    use = (ranks >= 10) & (ranks <= 300)
+    rank = np.arange(1, v.size + 1)
+    use = (rank >= ranks[0]) & (rank <= ranks[1]) & (v > 0)
     if use.sum() < 20:
         return float(v[0]) if v.size else np.inf
-    slope, intercept = np.polyfit(v[use], np.log(ranks[use]), 1)
-    if slope >= 0:
-        return float(v[0])
-    return float((math.log(expected) - intercept) / slope)
+    log_rank, value = np.log(rank[use]), v[use]
+
+    def fit(s: float) -> tuple[float, float]:
+        log_a = np.mean(log_rank - log_ndtr(-value / s))
+        return float(np.sum((log_rank - log_a - log_ndtr(-value / s)) ** 2)), float(log_a)
+
+    scales = np.linspace(0.7, 2.0, 131)
+    s = float(scales[np.argmin([fit(x)[0] for x in scales])])
+    log_a = fit(s)[1]
+    return float(-s * ndtri_exp(math.log(expected) - log_a))
 
 
 def _binned(snr: object, b: int) -> object:
@@ -162,27 +193,33 @@ def _peaks(best: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _stacked(
-    params: np.ndarray, diffs: Differences, t: np.ndarray
+    params: np.ndarray, maps: tuple[object, object], t: np.ndarray, noise: float
 ) -> tuple[float, np.ndarray, np.ndarray]:
+    """Inverse-variance stacked SNR along a trajectory, in units of its motion's noise."""
     y0, x0, vy, vx = params
-    psi, phi = sample_stack(diffs.psi, diffs.phi, y0 + vy * t, x0 + vx * t)
+    psi, phi = sample_stack(*maps, y0 + vy * t, x0 + vx * t)
     total = float(np.sum(phi))
-    return (float(np.sum(psi)) / math.sqrt(total) if total > 0 else 0.0), psi, phi
+    return (float(np.sum(psi)) / math.sqrt(total) / noise if total > 0 else 0.0), psi, phi
 
 
 def _refine(
     seed: np.ndarray,
-    diffs: Differences,
+    maps: tuple[object, object],
     t: np.ndarray,
     cfg: FaintSettings,
     step: float,
     threshold: float,
+    noise: float,
 ) -> dict | None:
-    """Maximise the exact stacked SNR near a grid peak, then check the result."""
+    """Maximise the stacked SNR near a grid peak, then check the result.
+
+    ``noise`` is the seed motion's measured noise relative to independent
+    frames; neighbouring motions, which the fit explores, share it closely.
+    """
     scale = np.array([0.5, 0.5, step / 2, step / 2])
 
     def cost(z: np.ndarray) -> float:
-        return -_stacked(seed + z * scale, diffs, t)[0]
+        return -_stacked(seed + z * scale, maps, t, noise)[0]
 
     simplex = np.vstack([np.zeros(4), np.eye(4)])  # half a pixel, half a grid step each way
     best = minimize(
@@ -192,7 +229,7 @@ def _refine(
         options={"initial_simplex": simplex, "xatol": 0.02, "fatol": 0.01, "maxiter": 400},
     )
     params = seed + best.x * scale
-    stacked, psi, phi = _stacked(params, diffs, t)
+    stacked, psi, phi = _stacked(params, maps, t, noise)
     has = phi > 0
     if stacked < max(threshold, cfg.min_stacked_snr) or has.sum() < 3:
         return None
@@ -257,21 +294,27 @@ def find_faint(
     shifts = shift_table(motions / binning, t)
     if stacker is None:
         stacker = "numba" if xp is np and "numba" in STACKERS else "xp"
-    snr = _binned(_clipped_snr(diffs), binning)
-    best = to_numpy(STACKERS[stacker](snr, shifts, progress=progress)) / math.sqrt(n)
+    snr, psi, phi = _masked(diffs, sigma)
+    snr = _binned(snr, binning)
+    noise = STACKERS[stacker].noise(snr, shifts)
+    best = to_numpy(STACKERS[stacker].search(snr, shifts, 1.0 / noise, progress=progress))
     ys, xs = _peaks(best, max(2, round(2 * sigma / binning)))
     values = best[ys, xs]
-    look = tail_threshold(values, settings.false_candidates)
-    threshold = tail_threshold(values, settings.false_tracks)
+    mpix = h * w / 1e6
+    ranks = (max(10, round(100 * mpix)), max(300, round(3000 * mpix)))
+    look = tail_threshold(values, settings.false_candidates * mpix, ranks=ranks)
+    threshold = tail_threshold(values, settings.false_tracks * mpix, ranks=ranks)
     keep = values >= look
     ys, xs = ys[keep], xs[keep]
-    motion_of = best_motions(snr, shifts, ys, xs)
+    motion_of = best_motions(snr, shifts, 1.0 / noise, ys, xs)
     ys, xs = ys * binning + (binning - 1) / 2, xs * binning + (binning - 1) / 2
     step = float(np.min(np.diff(np.unique(motions[:, 0])))) if len(motions) > 1 else 1.0
     movers = []
     for y, x, m in zip(ys, xs, motion_of, strict=True):
         vy, vx = motions[m]
-        found = _refine(np.array([y, x, vy, vx], dtype=float), diffs, t, settings, step, threshold)
+        seed = np.array([y, x, vy, vx], dtype=float)
+        relative = noise[m] / math.sqrt(n)
+        found = _refine(seed, (psi, phi), t, settings, step, threshold, relative)
         if found is not None:
             movers.append(_as_mover(found, t, sigma))
     return FaintResult(

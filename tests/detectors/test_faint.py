@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.special import ndtri
 
 from detectors.config import SearchConfig
 from detectors.faint import motion_grid, shift_table, tail_threshold
@@ -100,16 +101,23 @@ def test_stackers_agree_and_find_the_best_motion():
     # Plant a mover along motion 7 starting at (30, 40).
     for k, (dy, dx) in enumerate(shifts[7]):
         snr[k, 30 + dy, 40 + dx] += 6.0
-    results = {name: stack(snr, shifts) for name, stack in STACKERS.items()}
+    noise = {name: stacker.noise(snr, shifts) for name, stacker in STACKERS.items()}
+    for values in noise.values():
+        np.testing.assert_allclose(values, noise["xp"], rtol=1e-4)
+    # Pure noise: every motion's sums scatter by about sqrt(N).
+    assert np.median(noise["xp"]) == pytest.approx(math.sqrt(6), rel=0.1)
+    scale = 1.0 / noise["xp"]
+    results = {name: stacker.search(snr, shifts, scale) for name, stacker in STACKERS.items()}
     for best in results.values():
         np.testing.assert_allclose(best, results["xp"], atol=1e-4)
-    assert best_motions(snr, shifts, np.array([30]), np.array([40]))[0] == 7
+    assert best_motions(snr, shifts, scale, np.array([30]), np.array([40]))[0] == 7
     assert results["xp"][30, 40] == pytest.approx(float(np.max(results["xp"])))
 
 
 def test_tail_threshold_follows_the_noise():
     rng = np.random.default_rng(3)
-    peaks = rng.gumbel(3.5, 0.4, 5000)
+    # Peaks of a noise map whose scale is 1.2 (not the nominal 1), plus a few objects.
+    peaks = np.r_[1.2 * rng.standard_normal(2_000_000), rng.uniform(8, 12, 15)]
     level = tail_threshold(peaks, 0.5)
-    # A Gumbel(3.5, 0.4) exceeds this about 0.5 times in 5000 draws.
-    assert level == pytest.approx(3.5 + 0.4 * math.log(5000 / 0.5), abs=0.4)
+    # A N(0, 1.2) exceeds this about 0.5 times in 2e6 draws.
+    assert level == pytest.approx(-1.2 * ndtri(0.5 / 2e6), abs=0.15)
