@@ -43,9 +43,10 @@ MASK_SIGMA = 5.0
 class FaintSettings:
     """The faint search's knobs (rates in pixels per day).
 
-    ``false_candidates`` noise peaks per megapixel are refined and checked;
-    accepted tracks must beat the level that noise reaches ``false_tracks``
-    times per megapixel, and never less than ``min_stacked_snr``. Above
+    Grid peaks above the level that noise reaches ``false_tracks`` times per
+    megapixel are refined and checked; the decision is made on the grid
+    value, the statistic the level was measured on (refining lifts noise
+    peaks too). Refined tracks must keep ``min_stacked_snr``. Above
     ``max_trajectories`` (about a minute on two CPU cores) start pixels are
     binned 2x2 (or more), trading some depth for time.
     """
@@ -53,7 +54,6 @@ class FaintSettings:
     rate_min: float
     rate_max: float
     max_loss: float = 0.05
-    false_candidates: float = 30.0
     false_tracks: float = 0.3
     min_stacked_snr: float = 5.0
     max_frame_share: float = 0.35
@@ -208,7 +208,6 @@ def _refine(
     t: np.ndarray,
     cfg: FaintSettings,
     step: float,
-    threshold: float,
     noise: float,
 ) -> dict | None:
     """Maximise the stacked SNR near a grid peak, then check the result.
@@ -231,7 +230,7 @@ def _refine(
     params = seed + best.x * scale
     stacked, psi, phi = _stacked(params, maps, t, noise)
     has = phi > 0
-    if stacked < max(threshold, cfg.min_stacked_snr) or has.sum() < 3:
+    if stacked < cfg.min_stacked_snr or has.sum() < 3:
         return None
     frame_snr = np.where(has, psi / np.sqrt(np.where(has, phi, 1.0)), 0.0)
     # A real object adds a little in every frame; an artifact, a lot in few.
@@ -302,9 +301,8 @@ def find_faint(
     values = best[ys, xs]
     mpix = h * w / 1e6
     ranks = (max(10, round(100 * mpix)), max(300, round(3000 * mpix)))
-    look = tail_threshold(values, settings.false_candidates * mpix, ranks=ranks)
     threshold = tail_threshold(values, settings.false_tracks * mpix, ranks=ranks)
-    keep = values >= look
+    keep = values >= threshold
     ys, xs = ys[keep], xs[keep]
     motion_of = best_motions(snr, shifts, 1.0 / noise, ys, xs)
     ys, xs = ys * binning + (binning - 1) / 2, xs * binning + (binning - 1) / 2
@@ -314,7 +312,7 @@ def find_faint(
         vy, vx = motions[m]
         seed = np.array([y, x, vy, vx], dtype=float)
         relative = noise[m] / math.sqrt(n)
-        found = _refine(seed, (psi, phi), t, settings, step, threshold, relative)
+        found = _refine(seed, (psi, phi), t, settings, step, relative)
         if found is not None:
             movers.append(_as_mover(found, t, sigma))
     return FaintResult(
