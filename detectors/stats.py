@@ -13,7 +13,7 @@ import numpy as np
 
 from .backend import get_ndimage, get_xp
 
-__all__ = ["box_background", "mad_std", "stack_median", "stack_trimmed_mean"]
+__all__ = ["box_background", "mad_std", "stack_median"]
 
 MAD_TO_SIGMA = 1.4826
 
@@ -31,45 +31,12 @@ def stack_median(stack: object) -> tuple[object, object]:
     xp = get_xp(stack)
     ordered = xp.sort(stack, axis=0)
     count = xp.sum(xp.isfinite(stack), axis=0)
-    return _sorted_median(ordered, count), count
-
-
-def _sorted_median(ordered: object, count: object) -> object:
-    """Median of each column of a stack sorted along axis 0 (NaN last)."""
-    xp = get_xp(ordered)
     lo = xp.clip((count - 1) // 2, 0, None)[None]
     hi = xp.clip(count // 2, 0, None)[None]
     med = 0.5 * (
         xp.take_along_axis(ordered, lo, axis=0)[0] + xp.take_along_axis(ordered, hi, axis=0)[0]
     )
-    return xp.where(count > 0, med, xp.nan).astype(xp.float32)
-
-
-def stack_trimmed_mean(stack: object, trim: int = 1) -> tuple[object, object]:
-    """Mean over axis 0 of an (N, H, W) stack without its ``trim`` lowest and highest values.
-
-    Ignores NaN. Where fewer than ``2 * trim + 1`` frames have data the
-    median stands in. Nearly as robust as the median to one outlier each way
-    (a cosmic ray, a mover), with the mean's lower noise and linear response.
-
-    Returns
-    -------
-    mean : array, shape (H, W)
-        NaN where no frame has data.
-    count : array of int, shape (H, W)
-        Number of frames with data at each pixel.
-    """
-    xp = get_xp(stack)
-    ordered = xp.sort(stack, axis=0)
-    count = xp.sum(xp.isfinite(stack), axis=0)
-    csum = xp.cumsum(xp.nan_to_num(ordered, nan=0.0), axis=0, dtype=xp.float64)
-    top = xp.clip(count - trim - 1, 0, None)[None]
-    kept = xp.take_along_axis(csum, top, axis=0)[0]
-    if trim:
-        kept = kept - csum[trim - 1]
-    mean = kept / xp.maximum(count - 2 * trim, 1)
-    mean = xp.where(count >= 2 * trim + 1, mean, _sorted_median(ordered, count))
-    return xp.where(count > 0, mean, xp.nan).astype(xp.float32), count
+    return xp.where(count > 0, med, xp.nan).astype(xp.float32), count
 
 
 def mad_std(values: object) -> float:
