@@ -47,8 +47,8 @@ class FaintSettings:
     megapixel are refined and checked; the decision is made on the grid
     value, the statistic the level was measured on (refining lifts noise
     peaks too). Refined tracks must keep ``min_stacked_snr``. Above
-    ``max_trajectories`` (about 45 s at the 1.1e9 trajectories/s of two CPU cores) start pixels are
-    binned 2x2 (or more), trading some depth for time.
+    ``max_trajectories`` (about 45 s at the 1.1e9 trajectories/s of two
+    CPU cores) start pixels are binned 2x2 (or more), trading depth for time.
     """
 
     rate_min: float
