@@ -401,6 +401,7 @@ def _detect_field(
         timings_s=block.get("timings_s", {}),
         run_peak_memory_mb=block.get("peak_memory_mb"),
         trajectories_tested=block.get("trajectories_tested"),
+        faint_threshold=block.get("faint_threshold"),
     )
     run["stages_s"] = {
         stage: sum(run["timings_s"][k] for k in keys if k in run["timings_s"])
@@ -692,6 +693,7 @@ def _depth_figures(
                 {
                     "seed": r["seed"],
                     "trajectories_tested": r.get("trajectories_tested"),
+                    "threshold": r.get("faint_threshold"),
                     "faint_search_s": r["timings_s"].get("faint_search"),
                     "trajectories_per_s": r.get("trajectories_per_s"),
                     "wall_s": r["wall_s"],
@@ -781,6 +783,7 @@ def _print_depth(depth: dict[str, Any]) -> None:
         "seed",
         "device",
         "trajectories",
+        "threshold",
         "faint s",
         "traj/s",
         "wall s",
@@ -795,6 +798,7 @@ def _print_depth(depth: dict[str, Any]) -> None:
                 str(f["seed"]),
                 dev,
                 _fmt(f["trajectories_tested"], ".4g"),
+                _fmt(f["threshold"]),
                 _fmt(f["faint_search_s"]),
                 _fmt(f["trajectories_per_s"], ".3g"),
                 _fmt(f["wall_s"]),
@@ -805,6 +809,7 @@ def _print_depth(depth: dict[str, Any]) -> None:
             "all",
             dev,
             _fmt(d["trajectories_tested"] or None, ".4g"),
+            "",
             _fmt(d["faint_search_s"]),
             _fmt(d["trajectories_per_s"], ".3g"),
             "",

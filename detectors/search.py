@@ -77,6 +77,7 @@ class FastResult:
     timings: dict[str, float]
     trajectories_tested: int = 0
     faint_binning: int = 1
+    faint_threshold: float | None = None
 
     @property
     def pixels_per_day(self) -> float:
@@ -235,6 +236,7 @@ def detailed_detect(
             )
             fast.trajectories_tested = faint.trajectories
             fast.faint_binning = faint.binning
+            fast.faint_threshold = round(faint.threshold, 3)
             tracks.extend(_mover_tracks(faint.movers, fast, origin="faint"))
     fwhm = 2.3548 * float(np.median(diffs.psf_sigma))
     return merge_tracks(tracks, radius=2 * fwhm)
@@ -276,6 +278,7 @@ def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dic
         "tracklets": len(fast.tracklets),
         "trajectories_tested": fast.trajectories_tested,
         "faint_binning": fast.faint_binning,
+        "faint_threshold": fast.faint_threshold,
     }
 
 
