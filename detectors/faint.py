@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_ndtr, ndtri_exp
+from scipy.stats import chi2 as chi2_dist
 
 from .backend import get_ndimage, get_xp, to_numpy
 from .difference import Differences
@@ -46,7 +47,10 @@ class FaintSettings:
     Grid peaks above the level that noise reaches ``false_tracks`` times per
     megapixel are refined and checked; the decision is made on the grid
     value, the statistic the level was measured on (refining lifts noise
-    peaks too). Refined tracks must keep ``min_stacked_snr``. Above
+    peaks too). Refined tracks must keep ``min_stacked_snr``, draw no more
+    than ``max_frame_share`` of their flux from one frame, and have per-frame
+    fluxes consistent with one constant flux (chi-square probability at
+    least ``min_flux_consistency``). Above
     ``max_trajectories`` (about 45 s at the 1.1e9 trajectories/s of two
     CPU cores) start pixels are binned 2x2 (or more), trading depth for time.
     """
@@ -57,6 +61,7 @@ class FaintSettings:
     false_tracks: float = 0.3
     min_stacked_snr: float = 5.0
     max_frame_share: float = 0.35
+    min_flux_consistency: float = 1e-3
     max_trajectories: float = 5e10
 
 
@@ -124,6 +129,7 @@ def _masked(diffs: Differences, sigma: float) -> tuple[object, object, object]:
     ok = diffs.phi > 0
     snr = xp.where(ok, diffs.psi / xp.sqrt(xp.where(ok, diffs.phi, 1.0)), 0.0)
     size = 2 * max(1, math.ceil(2.0 * sigma)) + 1
+    ok &= ~_on_static_sources(diffs, sigma)[None]
     for k in range(snr.shape[0]):
         ok[k] &= ~ndi.maximum_filter(xp.abs(snr[k]) > MASK_SIGMA, size=size)
     zero = xp.float32(0.0)
@@ -132,6 +138,31 @@ def _masked(diffs: Differences, sigma: float) -> tuple[object, object, object]:
         xp.where(ok, diffs.psi, zero),
         xp.where(ok, diffs.phi, zero),
     )
+
+
+def _on_static_sources(diffs: Differences, sigma: float) -> object:
+    """Pixels on stars and galaxies brighter than one frame's noise, or by a saturated core.
+
+    A static source's residual changes from frame to frame with the seeing
+    by more than the noise, and coherently over its extent: at 2-4 sigma per
+    frame it is too faint to mask frame by frame, yet summed along a slow
+    motion that skirts a star's wing or runs along a galaxy it looks like a
+    faint mover. So the faint search leaves such pixels out: where the
+    template (smoothed by the PSF) exceeds the noise of one frame, and within
+    3 FWHM of a saturated core (a no-data hole ringed by bright sky).
+    """
+    xp = get_xp(diffs.template)
+    ndi = get_ndimage(xp)
+    template = diffs.template
+    void = ~xp.isfinite(template)
+    sky = xp.nan_to_num(template, nan=0.0)
+    # One frame's pixel noise, from phi = 1 / (var 4 pi sigma^2) of the median frame.
+    phi = xp.median(diffs.phi[:, ::4, ::4], axis=0)
+    frame_noise = 1.0 / math.sqrt(float(xp.median(phi[phi > 0])) * 4 * math.pi * sigma**2)
+    bright = ndi.gaussian_filter(sky, sigma) > frame_noise
+    saturated = void & ndi.maximum_filter(bright, size=3)
+    radius = math.ceil(3 * 2.3548 * sigma)
+    return bright | ndi.maximum_filter(saturated, size=2 * radius + 1)
 
 
 def tail_threshold(
@@ -236,8 +267,18 @@ def _refine(
     # A real object adds a little in every frame; an artifact, a lot in few.
     share = float(np.max(psi[has]) / np.sum(psi[has]))
     positive = float(np.mean(frame_snr[has] > 0))
+    # ... and the same flux in every frame, within the noise: a residual of
+    # a galaxy or a star's wing comes and goes with the seeing.
+    flux = float(np.sum(psi[has]) / np.sum(phi[has]))
+    chi2 = float(np.sum((psi[has] - phi[has] * flux) ** 2 / phi[has]))
+    consistent = chi2_dist.sf(chi2, has.sum() - 1) >= cfg.min_flux_consistency
     speed = math.hypot(params[2], params[3])
-    if share > cfg.max_frame_share or positive < 0.7 or not cfg.rate_min <= speed <= cfg.rate_max:
+    if (
+        share > cfg.max_frame_share
+        or positive < 0.7
+        or not consistent
+        or not cfg.rate_min <= speed <= cfg.rate_max
+    ):
         return None
     return {"params": params, "stacked": stacked, "psi": psi, "phi": phi, "frame_snr": frame_snr}
 
