@@ -9,7 +9,7 @@ import pytest
 from scipy.special import ndtri
 
 from detectors.config import SearchConfig
-from detectors.faint import motion_grid, shift_table, tail_threshold
+from detectors.faint import FaintSettings, find_faint, motion_grid, shift_table, tail_threshold
 from detectors.report import tracks_to_contract
 from detectors.score import score_field
 from detectors.search import detailed_detect, fast_detect, run_info
@@ -121,3 +121,22 @@ def test_tail_threshold_follows_the_noise():
     level = tail_threshold(peaks, 0.5)
     # A N(0, 1.2) exceeds this about 0.5 times in 2e6 draws.
     assert level == pytest.approx(-1.2 * ndtri(0.5 / 2e6), abs=0.15)
+
+
+def test_xp_and_numba_stackers_find_the_same_faint_movers(snr3_field):
+    """The array-module path (what CuPy runs) and the compiled CPU path agree."""
+    if "numba" not in STACKERS:
+        pytest.skip("numba is not installed")
+    _, _, fast = _search(snr3_field, faint=False)
+    per_day = fast.pixels_per_day
+    settings = FaintSettings(rate_min=RATES[0] / 2 * per_day, rate_max=RATES[1] * 1.2 * per_day)
+    found = {
+        name: find_faint(fast.differences, fast.mjd, settings=settings, stacker=name)
+        for name in ("xp", "numba")
+    }
+    assert found["xp"].threshold == pytest.approx(found["numba"].threshold, abs=1e-3)
+    assert len(found["xp"].movers) == len(found["numba"].movers) >= 3
+    for a, b in zip(found["xp"].movers, found["numba"].movers, strict=True):
+        np.testing.assert_allclose(a["x"], b["x"], atol=1e-3)
+        np.testing.assert_allclose(a["y"], b["y"], atol=1e-3)
+        assert a["stacked"] == pytest.approx(b["stacked"], rel=1e-4)

@@ -62,3 +62,32 @@ def test_gpu_finds_the_same_tracks_as_cpu(results):
         np.testing.assert_allclose(g.x, c.x, atol=0.05)
         np.testing.assert_allclose(g.y, c.y, atol=0.05)
         assert g.stacked_snr == pytest.approx(c.stacked_snr, rel=0.02)
+
+
+def test_gpu_faint_search_finds_the_same_movers_as_cpu(tmp_path):
+    """Objects at per-frame SNR 3, found only by the faint search, on both devices."""
+    if not gpu_available():
+        pytest.skip("no CUDA device")
+    field = simulate_field(
+        seed=21,
+        shape=(384, 384),
+        n_frames=10,
+        n_objects=4,
+        snr_range=(3.0, 3.2),
+        rate_range=(10.0, 40.0),
+        satellite_prob=0.0,
+    )
+    frames_dir, _ = io.write_simulated_field(field, tmp_path)
+    frames = io.load_frames(io.expand_paths([frames_dir])).frames
+    config = {"rate_min": 5.0, "rate_max": 48.0}
+    cpu = find_moving_objects(frames, config=SearchConfig(device="cpu", **config))
+    gpu = find_moving_objects(frames, config=SearchConfig(device="gpu", **config))
+    faint_cpu = [t for t in cpu.tracks if t.origin == "faint"]
+    faint_gpu = [t for t in gpu.tracks if t.origin == "faint"]
+    assert len(faint_cpu) >= 3
+    assert len(faint_gpu) == len(faint_cpu)
+    assert gpu.run["faint_threshold"] == pytest.approx(cpu.run["faint_threshold"], abs=0.02)
+    for c, g in _paired(faint_cpu, faint_gpu):
+        np.testing.assert_allclose(g.x, c.x, atol=0.1)
+        np.testing.assert_allclose(g.y, c.y, atol=0.1)
+        assert g.stacked_snr == pytest.approx(c.stacked_snr, rel=0.02)
