@@ -33,6 +33,7 @@ from scipy.stats import chi2 as chi2_dist
 from .backend import get_ndimage, get_xp, to_numpy
 from .difference import Differences
 from .stack import STACKERS, best_motions, sample_stack
+from .stats import mad_std
 
 __all__ = ["FaintResult", "FaintSettings", "find_faint", "motion_grid", "shift_table"]
 
@@ -240,18 +241,20 @@ def _refine(
     cfg: FaintSettings,
     step: float,
     noise: float,
+    binning: int,
 ) -> dict | None:
     """Maximise the stacked SNR near a grid peak, then check the result.
 
     ``noise`` is the seed motion's measured noise relative to independent
     frames; neighbouring motions, which the fit explores, share it closely.
+    ``binning`` is the size of the seed's pixel.
     """
-    scale = np.array([0.5, 0.5, step / 2, step / 2])
+    scale = np.array([0.5 * binning, 0.5 * binning, step / 2, step / 2])
 
     def cost(z: np.ndarray) -> float:
         return -_stacked(seed + z * scale, maps, t, noise)[0]
 
-    simplex = np.vstack([np.zeros(4), np.eye(4)])  # half a pixel, half a grid step each way
+    simplex = np.vstack([np.zeros(4), np.eye(4)])  # half a seed pixel, half a grid step each way
     best = minimize(
         cost,
         np.zeros(4),
@@ -337,6 +340,9 @@ def find_faint(
     snr, psi, phi = _masked(diffs, sigma)
     snr = _binned(snr, binning)
     noise = STACKERS[stacker].noise(snr, shifts)
+    # One frame's scatter in the (binned) maps: binning sums PSF-correlated
+    # pixels, so it exceeds 1; the motions' noise is relative to it.
+    frame_noise = float(np.median([mad_std(xp.where(f != 0, f, xp.nan)) for f in snr[:, ::2, ::2]]))
     best = to_numpy(STACKERS[stacker].search(snr, shifts, 1.0 / noise, progress=progress))
     ys, xs = _peaks(best, max(2, round(2 * sigma / binning)))
     values = best[ys, xs]
@@ -352,8 +358,8 @@ def find_faint(
     for y, x, m in zip(ys, xs, motion_of, strict=True):
         vy, vx = motions[m]
         seed = np.array([y, x, vy, vx], dtype=float)
-        relative = noise[m] / math.sqrt(n)
-        found = _refine(seed, (psi, phi), t, settings, step, relative)
+        relative = noise[m] / (math.sqrt(n) * frame_noise)
+        found = _refine(seed, (psi, phi), t, settings, step, relative, binning)
         if found is not None:
             movers.append(_as_mover(found, t, sigma))
     return FaintResult(
