@@ -671,6 +671,7 @@ def _depth_figures(
         )
         ours, ours_bound = snr_at_50pct(fine)
         ideal, ideal_bound = snr_at_50pct(fine, key="ideal_completeness")
+        night, night_bound = snr_at_50pct(fine, key="same_night_completeness")
         tested = [r.get("trajectories_tested") or 0 for r in good]
         faint_s = [r["timings_s"].get("faint_search") for r in good]
         known = [t for t in faint_s if t]
@@ -683,6 +684,8 @@ def _depth_figures(
             "snr_at_50pct_bound": ours_bound,
             "ideal_snr_at_50pct": ideal,
             "ideal_snr_at_50pct_bound": ideal_bound,
+            "same_night_snr_at_50pct": night,
+            "same_night_snr_at_50pct_bound": night_bound,
             "false_tracks_per_field": sum(s.false_tracks for s in dev_scores) / n_fields
             if n_fields
             else None,
@@ -718,7 +721,8 @@ def _print_depth(depth: dict[str, Any]) -> None:
     n, threshold = depth["frames"], depth["ideal_threshold"]
 
     fine = Table(
-        title=f"Depth: completeness by per-frame SNR, ideal = SNR*sqrt({n}) >= {threshold:g}"
+        title=f"Depth: completeness by per-frame SNR, ideal = SNR*sqrt({n}) >= {threshold:g}; "
+        "same night = ideal with a template made of the same frames"
     )
     fine.add_column("SNR", justify="right")
     fine.add_column("present", justify="right")
@@ -727,6 +731,7 @@ def _print_depth(depth: dict[str, Any]) -> None:
         fine.add_column(f"{dev} %", justify="right")
     fine.add_column("ideal", justify="right")
     fine.add_column("ideal %", justify="right")
+    fine.add_column("same night %", justify="right")
     for i, b in enumerate(cpu["snr_bins"]):
         if not b["present"] and (b["low"] == 0.0 or b["high"] is None):
             continue  # empty open-ended edge bin
@@ -734,7 +739,11 @@ def _print_depth(depth: dict[str, Any]) -> None:
         for dev in names:
             d = devs[dev]["snr_bins"][i]
             row += [f"{d['recovered']}/{d['present']}", _fmt(_pct(d["completeness"]), ".0f")]
-        row += [f"{b['ideal']}/{b['present']}", _fmt(_pct(b["ideal_completeness"]), ".0f")]
+        row += [
+            f"{b['ideal']}/{b['present']}",
+            _fmt(_pct(b["ideal_completeness"]), ".0f"),
+            _fmt(_pct(b["same_night_completeness"]), ".0f"),
+        ]
         fine.add_row(*row)
     console.print(fine)
 
@@ -748,7 +757,9 @@ def _print_depth(depth: dict[str, Any]) -> None:
         "Depth: per-frame SNR at 50% completeness (fine bins): "
         + ", ".join(parts)
         + f"; ideal {_fmt(ideal)}{bound.get(cpu['ideal_snr_at_50pct_bound'], '')} "
-        f"(limit {threshold:g}/sqrt({n}) = {depth['ideal_snr_limit']:.2f})"
+        f"(limit {threshold:g}/sqrt({n}) = {depth['ideal_snr_limit']:.2f}); same night "
+        f"{_fmt(cpu['same_night_snr_at_50pct'])}"
+        f"{bound.get(cpu['same_night_snr_at_50pct_bound'], '')}"
     )
     console.print(
         "Depth: false tracks/field "

@@ -27,6 +27,7 @@ __all__ = [
     "ObjectScore",
     "completeness_by",
     "ideal_findable",
+    "same_night_efficiency",
     "score_field",
     "snr_at_50pct",
     "summarize",
@@ -79,6 +80,9 @@ class ObjectScore:
     residuals_arcsec : tuple of float
         Distance to the truth of each within-radius observation of its best
         track, for astrometric RMS.
+    same_night_efficiency : float
+        Fraction of ``SNR * sqrt(N)`` that even an ideal stack keeps when the
+        template is made from the same frames (`same_night_efficiency`).
     """
 
     id: str
@@ -87,6 +91,7 @@ class ObjectScore:
     recovered: bool
     n_tracks: int
     residuals_arcsec: tuple[float, ...] = ()
+    same_night_efficiency: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,7 @@ def score_field(
             "({'objects': [...]}) as simulate_field makes"
         )
     objects = truth["objects"]
+    efficiency = _same_night_efficiencies(truth)
     truth_t = [np.array([o["mjd"] for o in obj["observations"]], dtype=float) for obj in objects]
     truth_ra = [np.array([o["ra"] for o in obj["observations"]], dtype=float) for obj in objects]
     truth_dec = [np.array([o["dec"] for o in obj["observations"]], dtype=float) for obj in objects]
@@ -201,7 +207,7 @@ def score_field(
             i, n_in, rms, residuals = choice
             per_object[i].append((n_in, rms, residuals))
     results = []
-    for obj, matches in zip(objects, per_object, strict=True):
+    for obj, matches, eff in zip(objects, per_object, efficiency, strict=True):
         top = max(matches, key=lambda m: (m[0], -m[1]), default=None)
         results.append(
             ObjectScore(
@@ -211,6 +217,7 @@ def score_field(
                 recovered=top is not None,
                 n_tracks=len(matches),
                 residuals_arcsec=() if top is None else tuple(float(r) for r in top[2]),
+                same_night_efficiency=eff,
             )
         )
     return FieldScore(
@@ -220,6 +227,45 @@ def score_field(
         duplicates=sum(max(0, len(m) - 1) for m in per_object),
         track_matches=[None if c is None else str(objects[c[0]]["id"]) for c in best],
     )
+
+
+def same_night_efficiency(rate_px_per_day: float, mjd: np.ndarray, sigma_px: np.ndarray) -> float:
+    """Fraction of ``SNR * sqrt(N)`` a stack keeps when the template is the frames' mean.
+
+    With no image of the empty sky, the static sky is estimated from the
+    same N frames, and a mover that overlaps its own positions in other
+    frames is partly subtracted. For a linear (mean) template and a
+    Gaussian PSF the best stacked SNR is ``SNR * sqrt(N - sum_jk rho_jk / N)``,
+    ``rho_jk = exp(-d_jk^2 / (2 (s_j^2 + s_k^2)))`` the overlap of the PSFs
+    of frames j and k at the object's separation ``d_jk``: 0.3 of ``sqrt(N)``
+    for an object that moves one FWHM in the sequence, 0.95 for a fast one.
+
+    Parameters
+    ----------
+    rate_px_per_day : float
+        The object's motion.
+    mjd : ndarray, shape (N,)
+        Mid-exposure times.
+    sigma_px : ndarray, shape (N,)
+        Gaussian PSF sigma of each frame.
+    """
+    n = len(mjd)
+    d2 = (rate_px_per_day * (mjd[:, None] - mjd[None, :])) ** 2
+    rho = np.exp(-d2 / (2 * (sigma_px[:, None] ** 2 + sigma_px[None, :] ** 2)))
+    return math.sqrt(max(n - rho.sum() / n, 0.0) / n)
+
+
+def _same_night_efficiencies(truth: dict[str, Any]) -> list[float]:
+    """`same_night_efficiency` of each true object (1 when the truth lacks the frames)."""
+    frames, scale = truth.get("frames"), truth.get("field", {}).get("pixel_scale_arcsec")
+    if not frames or not scale:
+        return [1.0] * len(truth["objects"])
+    mjd = np.array([f["mjd_mid"] for f in frames], dtype=float)
+    sigma = np.array([f["fwhm_px"] for f in frames], dtype=float) / 2.3548
+    return [
+        same_night_efficiency(o["rate_arcsec_per_hour"] / scale * 24.0, mjd, sigma)
+        for o in truth["objects"]
+    ]
 
 
 def summarize(scores: Sequence[FieldScore]) -> dict[str, Any]:
@@ -337,7 +383,10 @@ def completeness_by(
         search finds (`ideal_findable`): ``ideal`` (count),
         ``ideal_completeness`` (``ideal / present``), and the recovery among
         just those objects, ``findable_present``, ``findable_recovered``,
-        ``findable_completeness``.
+        ``findable_completeness``; and those an ideal search finds with a
+        template made of the same frames (``SNR * sqrt(N) *
+        same_night_efficiency >= threshold``): ``same_night`` and
+        ``same_night_completeness``.
 
     Returns
     -------
@@ -356,9 +405,11 @@ def completeness_by(
     rate = np.array([o.rate_arcsec_per_hour for o in objects], dtype=float)
     rec = np.array([o.recovered for o in objects], dtype=bool)
     value = snr if by == "snr" else rate
-    ideal = None
+    ideal = same_night = None
     if n_frames is not None and ideal_threshold is not None:
         ideal = ideal_findable(snr, n_frames=n_frames, threshold=ideal_threshold)
+        efficiency = np.array([o.same_night_efficiency for o in objects], dtype=float)
+        same_night = ideal_findable(snr * efficiency, n_frames=n_frames, threshold=ideal_threshold)
     out = []
     for i, (low, high) in enumerate(bins):
         inside = (value >= low) & (value < high)
@@ -383,6 +434,10 @@ def completeness_by(
                 findable_present=n_findable,
                 findable_recovered=int(rec[findable].sum()),
                 findable_completeness=int(rec[findable].sum()) / n_findable if n_findable else None,
+                same_night=int((inside & same_night).sum()),
+                same_night_completeness=int((inside & same_night).sum()) / present
+                if present
+                else None,
             )
         out.append(row)
     return out

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from detectors.score import FieldScore, score_field, summarize
+from detectors.score import FieldScore, same_night_efficiency, score_field, summarize
 from detectors.simulate import simulate_field
 
 MJD = 60410.1 + np.arange(10) / 96.0  # 15-minute cadence
@@ -189,3 +189,23 @@ def test_summary_of_nothing_found_and_everything_found(truth):
     tracks = {"tracks": [_track(o) for o in truth["objects"]]}
     full = summarize([score_field(tracks, truth)])
     assert full["snr_at_50pct"] is None and full["snr_at_50pct_bound"] == "below"
+
+
+def test_same_night_efficiency_from_no_motion_to_fast():
+    mjd = np.linspace(0.0, 0.09, 10)
+    sigma = np.full(10, 1.3)
+    assert same_night_efficiency(0.0, mjd, sigma) == pytest.approx(0.0, abs=1e-6)
+    # Fast: no overlap with itself, only its own 1/N in the mean template.
+    assert same_night_efficiency(5000.0, mjd, sigma) == pytest.approx(math.sqrt(0.9), abs=1e-3)
+    # One FWHM (3.06 px) over the whole sequence: most of it self-subtracts.
+    slow = same_night_efficiency(2.3548 * 1.3 / 0.09, mjd, sigma)
+    assert 0.2 < slow < 0.5
+
+
+def test_score_field_gives_each_object_its_same_night_efficiency():
+    field = simulate_field(seed=5, shape=(128, 128), n_frames=8, n_objects=6, snr_range=(5.0, 6.0))
+    objects = score_field({"tracks": []}, field.truth).objects
+    by_rate = sorted(objects, key=lambda o: o.rate_arcsec_per_hour)
+    efficiency = [o.same_night_efficiency for o in by_rate]
+    assert all(0.0 < e < 1.0 for e in efficiency)
+    assert efficiency == sorted(efficiency)
