@@ -140,3 +140,22 @@ def test_xp_and_numba_stackers_find_the_same_faint_movers(snr3_field):
         np.testing.assert_allclose(a["x"], b["x"], atol=1e-3)
         np.testing.assert_allclose(a["y"], b["y"], atol=1e-3)
         assert a["stacked"] == pytest.approx(b["stacked"], rel=1e-4)
+
+
+def test_a_streak_across_a_faint_movers_path_neither_hides_it_nor_adds_tracks(snr3_field):
+    """A satellite crossing an SNR-3 object in one frame: masked there, the rest still stacks."""
+    from astropy.wcs import WCS
+
+    frames = [(name, data.copy(), header) for name, data, header in snr3_field.frames]
+    target = snr3_field.truth["objects"][0]["observations"][5]
+    _, data, header = frames[5]
+    x0, y0 = WCS(header).celestial.world_to_pixel_values(target["ra"], target["dec"])
+    yy, xx = np.mgrid[: data.shape[0], : data.shape[1]]
+    distance = np.abs((yy - y0) * np.cos(0.5) - (xx - x0) * np.sin(0.5))  # a line at 29 deg
+    sky_sigma = float(np.std(data[:50, :50]))
+    data += (20 * sky_sigma * np.exp(-0.5 * (distance / 1.3) ** 2)).astype(data.dtype)
+    streaked = type(snr3_field)(frames=frames, truth=snr3_field.truth)
+    score, tracks, _ = _search(streaked, faint=True)
+    assert score.false_tracks == 0, [(t.origin, t.stacked_snr) for t in tracks]
+    assert sum(o.recovered for o in score.objects) >= 3
+    assert score.objects[0].recovered
