@@ -339,11 +339,11 @@ def find_faint(
         stacker = "numba" if xp is np and "numba" in STACKERS else "xp"
     snr, psi, phi = _masked(diffs, sigma)
     snr = _binned(snr, binning)
-    noise = STACKERS[stacker].noise(snr, shifts)
+    best, noise = STACKERS[stacker](snr, shifts, progress=progress)
+    best = to_numpy(best)
     # One frame's scatter in the (binned) maps: binning sums PSF-correlated
     # pixels, so it exceeds 1; the motions' noise is relative to it.
     frame_noise = float(np.median([mad_std(xp.where(f != 0, f, xp.nan)) for f in snr[:, ::2, ::2]]))
-    best = to_numpy(STACKERS[stacker].search(snr, shifts, 1.0 / noise, progress=progress))
     ys, xs = _peaks(best, max(2, round(2 * sigma / binning)))
     values = best[ys, xs]
     mpix = h * w / 1e6

@@ -30,11 +30,17 @@ def results(tmp_path_factory):
         snr_range=(8.0, 15.0),
         rate_range=(10.0, 80.0),
     )
-    frames_dir, _ = io.write_simulated_field(field, tmp_path_factory.mktemp("gpu"))
+    return _on_both_devices(field, tmp_path_factory.mktemp("gpu"), rate_max=40.0)
+
+
+def _on_both_devices(field, folder, **config):
+    """The field written as FITS to ``folder``, read back, and searched on the CPU and the GPU."""
+    frames_dir, _ = io.write_simulated_field(field, folder)
     frames = io.load_frames(io.expand_paths([frames_dir])).frames
-    cpu = find_moving_objects(frames, config=SearchConfig(device="cpu", rate_max=40.0))
-    gpu = find_moving_objects(frames, config=SearchConfig(device="gpu", rate_max=40.0))
-    return cpu, gpu
+    return tuple(
+        find_moving_objects(frames, config=SearchConfig(device=device, **config))
+        for device in ("cpu", "gpu")
+    )
 
 
 def _paired(cpu_tracks, gpu_tracks):
@@ -77,11 +83,7 @@ def test_gpu_faint_search_finds_the_same_movers_as_cpu(tmp_path):
         rate_range=(10.0, 40.0),
         satellite_prob=0.0,
     )
-    frames_dir, _ = io.write_simulated_field(field, tmp_path)
-    frames = io.load_frames(io.expand_paths([frames_dir])).frames
-    config = {"rate_min": 5.0, "rate_max": 48.0}
-    cpu = find_moving_objects(frames, config=SearchConfig(device="cpu", **config))
-    gpu = find_moving_objects(frames, config=SearchConfig(device="gpu", **config))
+    cpu, gpu = _on_both_devices(field, tmp_path, rate_min=5.0, rate_max=48.0)
     faint_cpu = [t for t in cpu.tracks if t.origin == "faint"]
     faint_gpu = [t for t in gpu.tracks if t.origin == "faint"]
     assert len(faint_cpu) >= 3
