@@ -46,9 +46,10 @@ class FaintSettings:
     """The faint search's knobs (rates in pixels per day).
 
     Grid peaks above the level that noise reaches ``false_tracks`` times per
-    megapixel are refined and checked; the decision is made on the grid
-    value, the statistic the level was measured on (refining lifts noise
-    peaks too). Refined tracks must keep ``min_stacked_snr``, draw no more
+    megapixel (the statistic the level was measured on) are refined and
+    checked; refined tracks must stay above that level and
+    ``min_stacked_snr`` (a noise peak that a coarse grid point happened to
+    flatter falls back when refined), draw no more
     than ``max_frame_share`` of their flux from one frame, and have per-frame
     fluxes consistent with one constant flux (chi-square probability at
     least ``min_flux_consistency``). Above
@@ -242,12 +243,14 @@ def _refine(
     step: float,
     noise: float,
     binning: int,
+    threshold: float,
 ) -> dict | None:
     """Maximise the stacked SNR near a grid peak, then check the result.
 
     ``noise`` is the seed motion's measured noise relative to independent
     frames; neighbouring motions, which the fit explores, share it closely.
-    ``binning`` is the size of the seed's pixel.
+    ``binning`` is the size of the seed's pixel; ``threshold`` the level the
+    refined stacked SNR must keep.
     """
     scale = np.array([0.5 * binning, 0.5 * binning, step / 2, step / 2])
 
@@ -264,7 +267,7 @@ def _refine(
     params = seed + best.x * scale
     stacked, psi, phi = _stacked(params, maps, t, noise)
     has = phi > 0
-    if stacked < cfg.min_stacked_snr or has.sum() < 3:
+    if stacked < max(cfg.min_stacked_snr, threshold) or has.sum() < 3:
         return None
     frame_snr = np.where(has, psi / np.sqrt(np.where(has, phi, 1.0)), 0.0)
     # A real object adds a little in every frame; an artifact, a lot in few.
@@ -359,7 +362,7 @@ def find_faint(
         vy, vx = motions[m]
         seed = np.array([y, x, vy, vx], dtype=float)
         relative = noise[m] / (math.sqrt(n) * frame_noise)
-        found = _refine(seed, (psi, phi), t, settings, step, relative, binning)
+        found = _refine(seed, (psi, phi), t, settings, step, relative, binning, threshold)
         if found is not None:
             movers.append(_as_mover(found, t, sigma))
     return FaintResult(

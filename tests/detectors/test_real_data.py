@@ -74,10 +74,19 @@ def test_raw_frames_without_calibration_still_work():
     assert result.tracks[0].rate_arcsec_per_hour == pytest.approx(9.3, abs=0.3)
 
 
-def test_faint_search_adds_no_false_tracks_on_real_frames():
+@pytest.mark.parametrize("calibrated", [False, True], ids=["raw", "calibrated"])
+def test_faint_search_adds_no_false_tracks_on_real_frames(calibrated):
     """Shift-and-stack over 2-20 "/h on the real sequence finds Roachapproach and nothing else."""
     folder = shared_path(*LOWELL)
-    frames = io.load_frames(io.expand_paths([folder / "frames"])).frames
+    calibration = (
+        {
+            "bias": folder / "calib" / "master_bias.fits",
+            "flat": folder / "calib" / "master_flat.fits",
+        }
+        if calibrated
+        else {}
+    )
+    frames = io.load_frames(io.expand_paths([folder / "frames"]), **calibration).frames
     result = find_moving_objects(frames, config=SearchConfig(rate_min=2.0, rate_max=20.0))
     assert result.run["trajectories_tested"] > 0
     assert len(result.tracks) == 1
