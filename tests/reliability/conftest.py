@@ -7,12 +7,15 @@ each test starts RabbitMQ and Redis again if either still does not answer,
 so the next test (and CI, on the same machine) finds them as they were.
 Every deployment gets its own RabbitMQ vhost, data folder and SQLite file.
 
-The tests carry the ``reliability`` marker: they run in the default
-``pytest`` run, and ``-m "not reliability"`` leaves them out.
+They are opt-in, since stopping a developer's own RabbitMQ and Redis would
+be a surprise: they run only with ``ASTROHUNTER_RELIABILITY=1`` (which
+``.ci/run`` sets) and otherwise skip saying so. They carry the
+``reliability`` marker, so ``-m "not reliability"`` leaves them out too.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from collections.abc import Callable, Iterator
@@ -39,6 +42,23 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "reliability: breaks real services (workers, API, RabbitMQ, Redis) and checks recovery",
     )
+
+
+#: Set to 1 to run the tests that stop and restart the local RabbitMQ and Redis.
+OPT_IN = "ASTROHUNTER_RELIABILITY"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(OPT_IN) == "1":
+        return
+    skip = pytest.mark.skip(
+        reason=f"reliability tests stop and restart the local RabbitMQ and Redis; "
+        f"set {OPT_IN}=1 to run them"
+    )
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(skip)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
