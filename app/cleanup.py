@@ -176,11 +176,13 @@ def run_cleanup(
                 continue
             for path in removal.paths:
                 shutil.rmtree(path, ignore_errors=True)
-            crud.update_job(session=session, job_id=removal.job_id, frames_cleaned=True)
-            crud.add_event(
+            crud.update_job(
                 session=session,
                 job_id=removal.job_id,
-                kind="cleanup",
-                message=f"removed frames and work files ({removal.bytes / 1e6:.1f} MB): {removal.reason}",
+                frames_cleaned=True,
+                event=(
+                    "cleanup",
+                    f"removed frames and work files ({removal.bytes / 1e6:.1f} MB): {removal.reason}",
+                ),
             )
         return plan

@@ -1,13 +1,21 @@
 """``astrohunter``: the command line.
 
-``detect`` searches FITS frames for moving objects; ``simulate`` writes a
-realistic synthetic field with its truth. Errors in the input print one
-line naming the file and the problem, and exit non-zero without a traceback.
+``detect`` searches FITS frames for moving objects; ``search`` searches a
+sky position through the API (embedded in this process, or a running one);
+``simulate`` writes a realistic synthetic field with its truth; ``serve``,
+``api``, ``worker`` and ``cleanup`` run the services. Errors in the input
+print one line naming the file and the problem, and exit 2 without a
+traceback.
+
+The search settings' options (``--rate-min``, ``--no-faint``, ...) are made
+from the engine's settings table (`detectors.config.PARAMETERS`), with its
+defaults, limits and help.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 import time
@@ -18,13 +26,13 @@ from pathlib import Path
 
 from astropy.utils.exceptions import AstropyWarning
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from detectors import __version__
+from detectors.config import PARAMETERS
 from detectors.errors import InputError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main", "worker_command"]
 
 STAGE_LABELS = {
     "load": "Loading frames",
@@ -34,13 +42,14 @@ STAGE_LABELS = {
     "link": "Linking",
     "fit": "Fitting tracks",
     "slow": "Slow movers",
+    "faint_search": "Faint search",
 }
 
 err_console = Console(stderr=True)
 
 
 @contextmanager
-def _progress_bars(enabled: bool) -> Iterator:
+def _progress_bars(enabled: bool, *, transient: bool = False) -> Iterator:
     """A rich progress bar per stage; ``callback(stage, done, total)``."""
     if not enabled:
         yield lambda stage, done, total: None
@@ -51,9 +60,9 @@ def _progress_bars(enabled: bool) -> Iterator:
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
         console=err_console,
-        transient=False,
+        transient=transient,
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
     with bars:
 
         def callback(stage: str, done: int, total: int) -> None:
@@ -64,23 +73,33 @@ def _progress_bars(enabled: bool) -> Iterator:
         yield callback
 
 
-def _summary(tracks: list, console: Console) -> None:
-    table = Table(title=f"{len(tracks)} moving object(s) found")
-    for col in ("id", "obs", 'rate "/h', "PA deg", "mag", "stacked SNR", "RA", "Dec"):
-        table.add_column(col, justify="right")
-    for t in tracks:
-        mag = f"{float(t.mag[0]):.2f}" if t.mag.size and t.mag[0] == t.mag[0] else "-"
-        table.add_row(
-            t.id,
-            str(t.frames.size),
-            f"{t.rate_arcsec_per_hour:.2f}",
-            f"{t.position_angle_deg:.1f}",
-            mag,
-            f"{t.stacked_snr:.1f}",
-            f"{float(t.ra[0]):.5f}",
-            f"{float(t.dec[0]):+.5f}",
-        )
-    console.print(table)
+def _add_settings(parser: argparse.ArgumentParser, scope: str) -> None:
+    """One option per setting of ``scope`` in the settings table (``--no-NAME`` for on/off)."""
+    for p in PARAMETERS.values():
+        if scope not in p.scopes:
+            continue
+        if p.kind is bool:
+            parser.add_argument(
+                "--no-" + p.name.replace("_", "-"),
+                dest=p.name,
+                action="store_false",
+                help=f"do not {p.help}",
+            )
+        else:
+            parser.add_argument(
+                p.option,
+                dest=p.name,
+                type=p.kind,
+                default=p.default,
+                choices=p.choices,
+                metavar=None if p.choices else p.name.upper(),
+                help=p.describe().replace("%", "%%"),
+            )
+
+
+def _settings(args: argparse.Namespace, scope: str) -> dict:
+    """The values of ``scope``'s settings, as given on the command line."""
+    return {name: getattr(args, name) for name, p in PARAMETERS.items() if scope in p.scopes}
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -88,17 +107,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from detectors.config import SearchConfig
     from detectors.search import find_moving_objects
 
-    config = SearchConfig(
-        rate_min=args.rate_min,
-        rate_max=args.rate_max,
-        threshold=args.threshold,
-        device=args.device,
-        faint=not args.no_faint,
-    )
+    from .tables import tracks_table
+
+    config = SearchConfig(**_settings(args, "detect"))
     show = not args.quiet
-    with _progress_bars(show) as progress:
-        t0 = time.perf_counter()
-        paths = io.expand_paths(args.paths)
+    t0 = time.perf_counter()
+    paths = io.expand_paths(args.paths)
+    # The loading bar goes once done, so a bad file leaves one line: its error.
+    with _progress_bars(show, transient=True) as progress:
         loaded = io.load_frames(
             paths,
             bias=args.bias,
@@ -106,9 +122,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
             on_error="skip" if args.skip_bad else "raise",
             progress=lambda done, total: progress("load", done, total),
         )
-        for name, reason in loaded.skipped:
-            print(f"skipped {name}: {reason}", file=sys.stderr)
-        io.check_frames(loaded.frames, skipped=loaded.skipped)
+    for name, reason in loaded.skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    io.check_frames(loaded.frames, skipped=loaded.skipped)
+    if show:
+        err_console.print(f"{STAGE_LABELS['load']:<16} {len(loaded.frames)} frames")
+    with _progress_bars(show) as progress:
         result = find_moving_objects(
             loaded.frames,
             config=config,
@@ -124,29 +143,20 @@ def cmd_detect(args: argparse.Namespace) -> int:
         )
         io.write_text(args.mpc, mpc)
     if args.cutouts is not None:
-        _write_cutouts(result, args.cutouts)
+        from detectors.cutouts import track_pictures
+
+        assert result.differences is not None
+        mjd = [f.mjd for f in result.frames]
+        for name, rgb in track_pictures(result.tracks, result.differences, mjd).items():
+            io.write_png(args.cutouts / name, rgb)
     if show:
-        console = Console(stderr=True)
-        _summary(result.tracks, console)
+        err_console.print(tracks_table(contract["tracks"]))
         timings = ", ".join(f"{k} {v:.2f}s" for k, v in result.run["timings_s"].items())
-        console.print(f"[dim]{result.run['device']}: {timings}[/]")
-        console.print(
+        err_console.print(f"{result.run['device']}: {timings}", style="dim")
+        err_console.print(
             f"tracks written to {args.out}" + (f", MPC report to {args.mpc}" if args.mpc else "")
         )
     return 0
-
-
-def _write_cutouts(result, folder: Path) -> None:
-    """A blink strip per track and an overview of the field, as PNG."""
-    import numpy as np
-
-    from detectors import io
-    from detectors.cutouts import field_overlay, track_strip
-
-    mjd = np.array([f.mjd for f in result.frames])
-    for track in result.tracks:
-        io.write_png(folder / f"{track.id}.png", track_strip(track, result.differences, mjd))
-    io.write_png(folder / "overview.png", field_overlay(result.differences.template, result.tracks))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -162,59 +172,68 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         rate_range=(args.rate_min, args.rate_max),
     )
     frames_dir, truth = io.write_simulated_field(field, args.outdir)
-    Console(stderr=True).print(
+    err_console.print(
         f"{len(field.frames)} frames in {frames_dir}, truth ({len(field.truth['objects'])} "
         f"moving objects) in {truth}"
     )
     return 0
 
 
-def _embedded_env() -> None:
-    """Select the in-process broker before any actor module is imported."""
-    os.environ["ASTROHUNTER_BROKER"] = "memory"
+def _utc(text: str) -> str:
+    """An ISO time for ``--start``/``--end`` (checked here, sent as given)."""
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO time such as 2024-03-01T02:00: {text!r}"
+        ) from None
+    return text
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .client import print_tracks, run_embedded, run_remote
+    from .client import print_outcome, run_search
+    from .config import get_settings
+    from .embedded import embedded_server
 
-    body = {
-        "ra": args.ra,
-        "dec": args.dec,
-        "radius_arcmin": args.radius,
-        "source": args.source,
-        "rate_min": args.rate_min,
-        "rate_max": args.rate_max,
-        "faint": not args.no_faint,
-        "seed": args.seed,
-    }
-    if args.path:
-        body["path"] = args.path
+    body = {"ra": args.ra, "dec": args.dec, "source": args.source, **_settings(args, "request")}
+    for name in ("path", "start", "end"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
+    key = get_settings().api_key
+    headers = {"X-API-Key": key} if key else None
     console = Console(stderr=True)
     try:
         if args.server:
-            status, contract = run_remote(args.server, body, console)
+            outcome = run_search(
+                args.server, body, console, headers=headers, mpc=args.mpc, cutouts=args.cutouts
+            )
         else:
-            _embedded_env()
-            status, contract = run_embedded(body, console)
-    except ValueError as exc:  # the API refused the request (422)
+            with embedded_server(threads=args.threads) as url:
+                outcome = run_search(
+                    url, body, console, headers=headers, mpc=args.mpc, cutouts=args.cutouts
+                )
+    except ValueError as exc:  # the API refused the request
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.out:
-        from detectors import io
-
-        io.write_json(args.out, contract)
+    status = outcome.status
     if status["state"] != "done":
         print(
             f"error: job {status['job_id']} {status['state']}: {status.get('error')}",
             file=sys.stderr,
         )
         return 1
-    print_tracks(contract, status, Console())
+    if args.out:
+        from detectors import io
+
+        outcome.written.insert(0, io.write_json(args.out, outcome.contract))
+    print_outcome(outcome, Console())
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    _embedded_env()
+    from .embedded import use_in_process_broker
+
+    use_in_process_broker()
     import uvicorn
     from dramatiq import Worker
 
@@ -262,7 +281,10 @@ def worker_command(stage: str, *, processes: int, threads: int) -> list[str]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    command = worker_command(args.stage, processes=args.processes, threads=args.threads)
+    cores = os.cpu_count() or 1
+    processes = args.processes or (cores if args.stage == "all" else 1)
+    threads = args.threads or (2 if args.stage == "all" else 1)
+    command = worker_command(args.stage, processes=processes, threads=threads)
     os.execv(command[0], command)
     return 0  # not reached: exec replaces this process
 
@@ -288,6 +310,11 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_listen(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="astrohunter",
@@ -296,7 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"astrohunter {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("detect", help="search FITS frames of one field for moving objects")
+    d = sub.add_parser(
+        "detect",
+        help="search FITS frames of one field for moving objects",
+        description="Search three or more FITS frames of one field (each with a celestial WCS "
+        "and an observation time) for moving objects; write the tracks as JSON (the tracks "
+        "contract) and, if asked, an MPC report and pictures of every track.",
+    )
     d.add_argument(
         "paths", nargs="+", help="FITS files, folders, or glob patterns (3 frames or more)"
     )
@@ -307,11 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="500",
         help="MPC observatory code for the report when the headers give none (500)",
     )
-    d.add_argument("--rate-min", type=float, default=1.0, help="slowest motion, arcsec/h (1)")
-    d.add_argument("--rate-max", type=float, default=150.0, help="fastest motion, arcsec/h (150)")
-    d.add_argument("--threshold", type=float, default=3.5, help="per-frame detection SNR (3.5)")
-    d.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    d.add_argument("--no-faint", action="store_true", help="skip the faint shift-and-stack search")
+    _add_settings(d, "detect")
     d.add_argument("--bias", type=Path, help="master bias FITS to subtract")
     d.add_argument("--flat", type=Path, help="master flat FITS to divide by")
     d.add_argument(
@@ -323,56 +352,98 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     d.set_defaults(func=cmd_detect)
 
-    s = sub.add_parser("simulate", help="write a realistic simulated field and its truth")
-    s.add_argument("outdir", type=Path)
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--size", type=int, default=1024, help="frame width and height, pixels")
-    s.add_argument("--frames", type=int, default=10)
-    s.add_argument("--objects", type=int, default=20, help="moving objects to inject")
-    s.add_argument("--snr-min", type=float, default=3.0, help="per-frame SNR range of the movers")
-    s.add_argument("--snr-max", type=float, default=15.0)
-    s.add_argument("--rate-min", type=float, default=1.0, help="motion range, arcsec/h")
-    s.add_argument("--rate-max", type=float, default=150.0)
+    s = sub.add_parser(
+        "simulate",
+        help="write a realistic simulated field and its truth",
+        description="Write a simulated image sequence (FITS frames with WCS and times, stars, "
+        "noise, defects, moving objects) and its truth (truth.json) into OUTDIR.",
+    )
+    s.add_argument("outdir", type=Path, help="folder for frames/ and truth.json")
+    s.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    s.add_argument("--size", type=int, default=1024, help="frame width and height, pixels (1024)")
+    s.add_argument("--frames", type=int, default=10, help="frames in the sequence (10)")
+    s.add_argument("--objects", type=int, default=20, help="moving objects to inject (20)")
+    s.add_argument("--snr-min", type=float, default=3.0, help="lowest per-frame SNR of a mover (3)")
+    s.add_argument("--snr-max", type=float, default=15.0, help="highest per-frame SNR (15)")
+    s.add_argument("--rate-min", type=float, default=1.0, help="slowest mover, arcsec/h (1)")
+    s.add_argument(
+        "--rate-max",
+        type=float,
+        default=PARAMETERS["rate_max"].default,
+        help="fastest mover, arcsec/h (the search's default range)",
+    )
     s.set_defaults(func=cmd_simulate)
 
-    q = sub.add_parser("search", help="search a sky position and print its tracks")
-    q.add_argument("--ra", type=float, required=True, help="right ascension, degrees")
-    q.add_argument("--dec", type=float, required=True, help="declination, degrees")
-    q.add_argument("--radius", type=float, default=6.0, help="field half-width, arcmin (6)")
+    q = sub.add_parser(
+        "search",
+        help="search a sky position and print its tracks",
+        description="Submit a search of a sky position, follow it, and print its tracks. "
+        "Without --server the whole system runs in this process (embedded mode: no RabbitMQ, "
+        "no Redis, SQLite under DATA_DIR).",
+    )
+    q.add_argument("--ra", type=float, required=True, help="right ascension, degrees (ICRS)")
+    q.add_argument("--dec", type=float, required=True, help="declination, degrees (ICRS)")
     q.add_argument(
         "--source",
         default="auto",
-        help="frame source: auto (best real survey), simulated, local, ztf, tess",
+        help="frame source: auto (best real survey), simulated, local, ztf, tess (auto)",
     )
     q.add_argument("--path", help="folder or glob, for --source local")
-    q.add_argument("--rate-min", type=float, default=1.0)
-    q.add_argument("--rate-max", type=float, default=150.0)
-    q.add_argument("--no-faint", action="store_true")
-    q.add_argument("--seed", type=int, default=0, help="simulated source: which realisation")
+    q.add_argument("--start", type=_utc, help="time window start, ISO UTC (e.g. 2024-03-01)")
+    q.add_argument("--end", type=_utc, help="time window end, ISO UTC")
+    _add_settings(q, "request")
     q.add_argument("--server", help="API URL (e.g. http://localhost:8000); default: embedded")
+    q.add_argument("--threads", type=int, default=2, help="embedded mode: stage worker threads (2)")
     q.add_argument("--out", type=Path, help="also write the tracks JSON here")
+    q.add_argument("--mpc", type=Path, help="also write the MPC report here")
+    q.add_argument("--cutouts", type=Path, help="also write the track pictures (PNG) here")
     q.set_defaults(func=cmd_search)
 
-    for name, helptext, func in (
-        ("serve", "embedded: API and every worker in one process, no RabbitMQ", cmd_serve),
-        ("api", "the API gateway alone (workers run separately)", cmd_api),
-    ):
-        a = sub.add_parser(name, help=helptext)
-        a.add_argument("--host", default="127.0.0.1")
-        a.add_argument("--port", type=int, default=8000)
-        if name == "serve":
-            a.add_argument("--threads", type=int, default=2, help="worker threads")
-        a.set_defaults(func=func)
+    a = sub.add_parser(
+        "serve",
+        help="embedded: API and every worker in one process, no RabbitMQ",
+        description="Run the API and every stage worker in this process, with the "
+        "in-process broker and SQLite under DATA_DIR.",
+    )
+    _add_listen(a)
+    a.add_argument("--threads", type=int, default=2, help="stage worker threads (2)")
+    a.set_defaults(func=cmd_serve)
+    a = sub.add_parser(
+        "api",
+        help="the API gateway alone (workers run separately)",
+        description="Run the HTTP API; it hands searches to RabbitMQ (RABBITMQ_HOST).",
+    )
+    _add_listen(a)
+    a.set_defaults(func=cmd_api)
 
-    c = sub.add_parser("cleanup", help="the cleanup service: retention and free-space cleanup")
+    c = sub.add_parser(
+        "cleanup",
+        help="the cleanup service: retention and free-space cleanup",
+        description="Remove finished jobs' frames and work files after DATA_RETENTION_DAYS or "
+        "when free space is below MIN_DISK_SPACE_GB; never an active job's.",
+    )
     c.add_argument("--once", action="store_true", help="one pass now, then exit")
     c.add_argument("--dry-run", action="store_true", help="print what would go, remove nothing")
     c.set_defaults(func=cmd_cleanup)
 
-    w = sub.add_parser("worker", help="a Dramatiq worker for one stage's queue, or all")
-    w.add_argument("stage", choices=[*WORKER_STAGES, "all"])
-    w.add_argument("--processes", type=int, default=1)
-    w.add_argument("--threads", type=int, default=1)
+    w = sub.add_parser(
+        "worker",
+        help="a Dramatiq worker for one stage's queue, or all",
+        description="Serve one stage's queue from RabbitMQ (or all four with 'all').",
+    )
+    w.add_argument("stage", choices=[*WORKER_STAGES, "all"], help="which queue to serve")
+    w.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="worker processes (default: 1 per stage, the machine's cores for 'all')",
+    )
+    w.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads per process (default: 1 per stage, 2 for 'all')",
+    )
     w.set_defaults(func=cmd_worker)
     return parser
 
@@ -381,12 +452,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.simplefilter("ignore", category=AstropyWarning)  # header nits; real problems raise
     warnings.filterwarnings("ignore", message="skipped ")  # printed once by the command itself
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     try:
         return args.func(args)
     except (InputError, RuntimeError) as exc:  # RuntimeError: e.g. --device gpu without a GPU
-        # Plain text: a file name is never read as markup, and a log gets one line per error.
-        print(f"error: {exc}", file=sys.stderr)
+        # Plain text, one line: a file name is never read as markup, and a log
+        # gets one line per error.
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 
 

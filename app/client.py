@@ -1,27 +1,46 @@
-"""``astrohunter search``: submit a search, follow it with a progress bar, show its tracks.
+"""``astrohunter search``: submit a search, follow it with a progress bar, fetch what it found.
 
-Against a running API (``--server URL``) it speaks HTTP; without one it runs
-the embedded mode: the same actors on an in-process broker, in this process.
+It always speaks HTTP: to a running API (``--server URL``), or to the
+embedded server (`app.embedded`) it starts in this process.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-__all__ = ["follow", "print_tracks", "run_embedded", "run_remote"]
+from detectors import io
+from detectors.score import FieldScore, score_field
+
+from .tables import tracks_table
+
+__all__ = ["SearchOutcome", "follow", "print_outcome", "run_search"]
 
 FINAL = ("done", "failed", "cancelled")
+#: Seconds between status polls, and the HTTP timeout of one request.
+POLL_S = 0.25
+HTTP_TIMEOUT_S = 30.0
+
+
+@dataclass
+class SearchOutcome:
+    """What a finished search gave: its status, its tracks, how they compare with the truth."""
+
+    status: dict[str, Any]
+    contract: dict[str, Any] | None = None
+    truth_score: FieldScore | None = None
+    written: list[Path] = field(default_factory=list)
 
 
 def follow(
-    get_status: Callable[[], dict[str, Any]], console: Console, *, poll_s: float = 0.25
+    get_status: Callable[[], dict[str, Any]], console: Console, *, poll_s: float = POLL_S
 ) -> dict:
     """Poll a job's status until it ends, showing state and percent."""
     with Progress(
@@ -40,75 +59,88 @@ def follow(
             time.sleep(poll_s)
 
 
-def print_tracks(contract: dict, status: dict, console: Console) -> None:
-    tracks = contract["tracks"]
-    label = " (SIMULATED DATA)" if status.get("simulated") else ""
-    table = Table(title=f"{len(tracks)} moving object(s) found{label}")
-    for col in ("id", "obs", 'rate "/h', "PA deg", "mag", "stacked SNR", "RA", "Dec"):
-        table.add_column(col, justify="right")
-    for t in tracks:
-        first = t["observations"][0]
-        mag = first.get("mag")
-        table.add_row(
-            t["id"],
-            str(len(t["observations"])),
-            f"{t['rate_arcsec_per_hour']:.2f}",
-            f"{t['position_angle_deg']:.1f}",
-            "-" if mag is None else f"{mag:.2f}",
-            f"{t['stacked_snr']:.1f}",
-            f"{first['ra']:.5f}",
-            f"{first['dec']:+.5f}",
-        )
-    console.print(table)
-
-
-def _auth() -> dict[str, str]:
-    """The ``X-API-Key`` header when ``ASTROHUNTER_API_KEY`` is set."""
-    from .config import get_settings
-
-    key = get_settings().api_key
-    return {"X-API-Key": key} if key else {}
-
-
-def _submit_and_follow(
-    http: httpx.Client, body: dict, console: Console, where: str
-) -> tuple[dict, dict]:
-    """POST the search, follow its status to the end, fetch its tracks.
-
-    ``http`` is any httpx client: one speaking to a server, or FastAPI's
-    in-process test client for the embedded mode.
-    """
-    r = http.post("/search", json=body)
-    if r.status_code == 422:
-        details = r.json().get("detail", [])
-        raise ValueError("; ".join(f"{d['loc'][-1]}: {d['msg']}" for d in details) or r.text)
-    r.raise_for_status()
-    job_id = r.json()["job_id"]
-    console.print(f"job {job_id} {where}")
-    status = follow(lambda: http.get(f"/status/{job_id}").raise_for_status().json(), console)
-    contract = http.get(f"/jobs/{job_id}/tracks").raise_for_status().json()
-    return status, contract
-
-
-def run_remote(server: str, body: dict, console: Console) -> tuple[dict, dict]:
-    """Submit to a running API and follow the job; returns (status, tracks contract)."""
-    with httpx.Client(base_url=server.rstrip("/"), timeout=30.0, headers=_auth()) as http:
-        return _submit_and_follow(http, body, console, f"at {server}")
-
-
-def run_embedded(body: dict, console: Console, *, threads: int = 2) -> tuple[dict, dict]:
-    """Run the search in this process on the in-process broker; returns (status, contract)."""
-    from dramatiq import Worker
-    from fastapi.testclient import TestClient  # the real app and routes, without a socket
-
-    from .api.main import create_app
-    from .broker import broker
-
-    worker = Worker(broker, worker_threads=threads)
-    worker.start()
+def _refused(response: httpx.Response) -> str:
+    """One line from a 4xx/5xx answer: the API's own words."""
     try:
-        with TestClient(create_app(), headers=_auth()) as http:
-            where = f"(embedded: in-process broker, {threads} worker threads)"
-            return _submit_and_follow(http, body, console, where)
-    finally:
-        worker.stop()
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    if isinstance(detail, list):  # 422: one entry per bad field
+        return "; ".join(f"{d['loc'][-1]}: {d['msg']}" for d in detail)
+    return f"{response.status_code} {detail}"
+
+
+def run_search(
+    base_url: str,
+    body: dict,
+    console: Console,
+    *,
+    headers: dict[str, str] | None = None,
+    mpc: Path | None = None,
+    cutouts: Path | None = None,
+) -> SearchOutcome:
+    """POST the search, follow it to its end, and fetch its results.
+
+    Parameters
+    ----------
+    base_url : str
+        The API, e.g. ``http://127.0.0.1:8000``.
+    body : dict
+        The ``POST /search`` body.
+    console : Console
+        Where the progress bar goes.
+    headers : dict, keyword-only
+        Sent with every request (``X-API-Key``).
+    mpc, cutouts : Path, keyword-only
+        Also write the MPC report to this file, and the track pictures
+        (overview and one blink strip per track) into this folder.
+
+    Raises
+    ------
+    ValueError
+        The API refused the search (its message, one line).
+    """
+    with httpx.Client(
+        base_url=base_url.rstrip("/"), timeout=HTTP_TIMEOUT_S, headers=headers
+    ) as http:
+        r = http.post("/search", json=body)
+        if r.status_code >= 400:
+            raise ValueError(_refused(r))
+        job_id = r.json()["job_id"]
+        console.print(f"job {job_id} at {base_url}")
+        status = follow(lambda: http.get(f"/status/{job_id}").raise_for_status().json(), console)
+        outcome = SearchOutcome(status=status)
+        if status["state"] != "done":
+            return outcome
+        outcome.contract = http.get(f"/jobs/{job_id}/tracks").raise_for_status().json()
+        if status.get("simulated"):
+            truth = http.get(f"/jobs/{job_id}/truth").raise_for_status().json()
+            outcome.truth_score = score_field(outcome.contract, truth)
+        if mpc is not None:
+            text = http.get(f"/jobs/{job_id}/report.mpc").raise_for_status().text
+            outcome.written.append(io.write_text(mpc, text))
+        if cutouts is not None:
+            for name in http.get(f"/jobs/{job_id}/images").raise_for_status().json():
+                png = http.get(f"/jobs/{job_id}/images/{name}").raise_for_status().content
+                outcome.written.append(io.write_bytes(cutouts / name, png))
+        return outcome
+
+
+def print_outcome(outcome: SearchOutcome, console: Console) -> None:
+    """The tracks table, and for simulated data how they compare with the simulator's truth."""
+    assert outcome.contract is not None
+    label = " (SIMULATED DATA)" if outcome.status.get("simulated") else ""
+    console.print(tracks_table(outcome.contract["tracks"], title_suffix=label))
+    score = outcome.truth_score
+    if score is not None:
+        missed = [o for o in score.objects if not o.recovered]
+        console.print(
+            f"Against the simulator's truth: found {len(score.objects) - len(missed)} of "
+            f"{len(score.objects)} movers, {score.false_tracks} false track(s)"
+            + "".join(
+                f'; missed {o.id} (SNR {o.snr:.1f}, {o.rate_arcsec_per_hour:.1f}"/h)'
+                for o in missed
+            )
+        )
+    for path in outcome.written:
+        console.print(f"wrote {path}")

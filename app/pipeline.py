@@ -19,7 +19,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from detectors import io, report
-from detectors.config import SearchConfig
+from detectors.config import SearchConfig, default
+from detectors.cutouts import track_pictures
 from detectors.errors import InputError
 from detectors.search import detailed_detect, fast_detect, run_info
 
@@ -34,10 +35,16 @@ __all__ = ["STAGES", "Cancelled", "Context", "detailed", "download", "fail", "fa
 
 #: Each stage's state name and the share of the job's percent it covers.
 STAGES = {
-    "download": ("downloading", 0.0, 20.0),
-    "ingest": ("ingesting", 20.0, 25.0),
-    "fast": ("fast_detect", 25.0, 75.0),
-    "detailed": ("detailed_detect", 75.0, 100.0),
+    "download": ("downloading", 0.0, 10.0),
+    "ingest": ("ingesting", 10.0, 15.0),
+    "fast": ("fast_detect", 15.0, 50.0),
+    "detailed": ("detailed_detect", 50.0, 100.0),
+}
+#: The engine's own stages within each service stage, with their share of its
+#: time (measured on 2048^2 fields; the faint search dominates the detailed one).
+ENGINE_STAGES = {
+    "fast": {"align": 0.4, "difference": 0.45, "detect": 0.05, "link": 0.1},
+    "detailed": {"fit": 0.05, "slow": 0.15, "faint_search": 0.8},
 }
 #: Seconds between progress writes to the database (Redis gets every tick).
 DB_PROGRESS_EVERY_S = 2.0
@@ -64,8 +71,9 @@ class _Stage:
     """Bookkeeping of one stage run: state, percent, timing, events, cancellation."""
 
     def __init__(self, ctx: Context, session: Session, job_id: str, name: str) -> None:
-        self.ctx, self.session, self.job_id = ctx, session, job_id
+        self.ctx, self.session, self.job_id, self.name = ctx, session, job_id, name
         self.state, self.lo, self.hi = STAGES[name]
+        self.percent = self.lo
         self.started = time.perf_counter()
         self.last_db = 0.0
         job = crud.get_job(session=session, job_id=job_id)
@@ -75,18 +83,23 @@ class _Stage:
             raise Cancelled(f"job {job_id} is {job.state}")
         self.job = job
         if not crud.update_if_active(
-            session=session, job_id=job_id, state=self.state, percent=self.lo
+            session=session,
+            job_id=job_id,
+            state=self.state,
+            percent=self.lo,
+            event=("stage", f"{self.state} started"),
         ):
             raise Cancelled(f"job {job_id} was cancelled")
         session.refresh(job)
-        crud.add_event(
-            session=session, job_id=job_id, kind="stage", message=f"{self.state} started"
-        )
         ctx.board.set(job_id, state=self.state, percent=self.lo, message="")
 
     def progress(self, fraction: float, message: str = "") -> None:
-        """Report progress within the stage (0..1); stops if the job is no longer active."""
+        """Report progress within the stage (0..1); stops if the job is no longer active.
+
+        The percent never goes down, whatever order the engine reports in.
+        """
         percent = round(self.lo + (self.hi - self.lo) * min(max(fraction, 0.0), 1.0), 1)
+        percent = self.percent = max(percent, self.percent)
         now = time.perf_counter()
         if now - self.last_db >= DB_PROGRESS_EVERY_S:
             self.last_db = now
@@ -96,12 +109,24 @@ class _Stage:
                 raise Cancelled(f"job {self.job_id} is no longer active")
         self.ctx.board.set(self.job_id, state=self.state, percent=percent, message=message)
 
-    def engine_progress(self, stages: tuple[str, ...]) -> Callable[[str, int, int], None]:
-        """A ``progress(stage, done, total)`` for the engine, spread over its stages."""
+    def engine_progress(self) -> Callable[[str, int, int], None]:
+        """A ``progress(stage, done, total)`` for the engine, spread over its stages.
+
+        Raises
+        ------
+        KeyError
+            An engine stage this service stage does not know: a new stage must
+            be given its share in `ENGINE_STAGES`, never a silent step back.
+        """
+        shares = ENGINE_STAGES[self.name]
+        names = list(shares)
 
         def callback(stage: str, done: int, total: int) -> None:
-            k = stages.index(stage) if stage in stages else 0
-            self.progress((k + done / max(total, 1)) / len(stages), f"{stage} {done}/{total}")
+            if stage not in shares:
+                raise KeyError(f"engine stage {stage!r} is not in ENGINE_STAGES[{self.name!r}]")
+            before = sum(shares[s] for s in names[: names.index(stage)])
+            within = shares[stage] * min(done / max(total, 1), 1.0)
+            self.progress(before + within, f"{stage} {done}/{total}")
 
         return callback
 
@@ -110,30 +135,29 @@ class _Stage:
         self.session.refresh(self.job)
         timings = {**self.job.timings, self.state: seconds}
         if not crud.update_if_active(
-            session=self.session, job_id=self.job_id, timings=timings, percent=self.hi, **fields
-        ):
-            raise Cancelled(f"job {self.job_id} was cancelled")
-        crud.add_event(
             session=self.session,
             job_id=self.job_id,
-            kind="stage",
-            message=f"{self.state} done in {seconds} s",
-        )
+            timings=timings,
+            percent=self.hi,
+            event=("stage", f"{self.state} done in {seconds} s"),
+            **fields,
+        ):
+            raise Cancelled(f"job {self.job_id} was cancelled")
         self.ctx.board.set(self.job_id, percent=self.hi)
 
 
 def _config(settings: Settings, params: dict) -> SearchConfig:
-    return SearchConfig(
-        rate_min=params.get("rate_min", 1.0),
-        rate_max=params.get("rate_max", 150.0),
-        faint=params.get("faint", True),
-        device=settings.device,
-    )
+    return SearchConfig.from_options(params, device=settings.device)
 
 
 def _paths(ctx: Context, job_id: str) -> dict[str, Path]:
     root = ctx.settings.job_dir(job_id)
-    return {"raw": root / "raw", "work": root / "work", "results": root / "results"}
+    return {
+        "raw": root / "raw",
+        "work": root / "work",
+        "results": root / "results",
+        "images": root / "results" / "images",
+    }
 
 
 def download(ctx: Context, job_id: str) -> None:
@@ -151,7 +175,7 @@ def download(ctx: Context, job_id: str) -> None:
         request = FetchRequest(
             ra=job.ra,
             dec=job.dec,
-            radius_arcmin=job.params.get("radius_arcmin", 6.0),
+            radius_arcmin=job.params.get("radius_arcmin", default("radius_arcmin")),
             dest=raw,
             options=job.params,
         )
@@ -246,7 +270,7 @@ def fast(ctx: Context, job_id: str) -> None:
         result = fast_detect(
             frames,
             config=_config(ctx.settings, stage.job.params),
-            progress=stage.engine_progress(("align", "difference", "detect", "link")),
+            progress=stage.engine_progress(),
         )
         io.save_fast_result(_paths(ctx, job_id)["work"] / "fast.npz", result)
         stage.finish(
@@ -264,9 +288,7 @@ def detailed(ctx: Context, job_id: str) -> None:
         stage = _Stage(ctx, session, job_id, "detailed")
         config = _config(ctx.settings, stage.job.params)
         fast_result = io.load_fast_result(_paths(ctx, job_id)["work"] / "fast.npz")
-        tracks = detailed_detect(
-            fast_result, config=config, progress=stage.engine_progress(("fit", "slow"))
-        )
+        tracks = detailed_detect(fast_result, config=config, progress=stage.engine_progress())
         frames = _registered_frames(session, job_id)
         run = run_info(fast_result, frames, config)
         contract = report.tracks_to_contract(tracks, frames=frames, run=run)
@@ -279,6 +301,10 @@ def detailed(ctx: Context, job_id: str) -> None:
                 + mpc
             )
         io.write_text(results / "report.mpc", mpc)
+        # Pictures live with the results: they outlive the frames and work arrays.
+        mjd = [f.mjd for f in frames]
+        for name, rgb in track_pictures(tracks, fast_result.differences, mjd).items():
+            io.write_png(_paths(ctx, job_id)["images"] / name, rgb)
         crud.replace_tracks(session=session, job_id=job_id, tracks=contract["tracks"])
         stage.finish(
             state="done",
@@ -289,11 +315,14 @@ def detailed(ctx: Context, job_id: str) -> None:
 
 
 def fail(ctx: Context, job_id: str, message: str) -> None:
-    """Mark a job failed with a message a user can act on."""
+    """Mark a job failed with a message a user can act on (no-op once it has ended)."""
     with ctx.sessions() as session:
-        job = crud.get_job(session=session, job_id=job_id)
-        if job is None or job.state not in ACTIVE_STATES:
-            return
-        crud.update_job(session=session, job_id=job_id, state="failed", error=message)
-        crud.add_event(session=session, job_id=job_id, kind="failed", message=message)
-    ctx.board.set(job_id, state="failed", message=message)
+        failed = crud.update_if_active(
+            session=session,
+            job_id=job_id,
+            state="failed",
+            error=message,
+            event=("failed", message),
+        )
+    if failed:
+        ctx.board.set(job_id, state="failed", message=message)

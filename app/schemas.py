@@ -7,7 +7,32 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from detectors.config import PARAMETERS
+
 __all__ = ["JobList", "JobPublic", "SearchAccepted", "SearchRequest", "SourceInfo"]
+
+
+def _setting(name: str) -> Any:
+    """A request field declared by the engine's settings table (default, limits, help).
+
+    Strict: ``"ra": true`` is not 1.0 and ``"faint": "yes"`` is not true.
+    Non-finite numbers (NaN, Infinity, 1e400) are refused.
+    """
+    p = PARAMETERS[name]
+    return Field(
+        p.default,
+        gt=p.gt,
+        ge=p.ge,
+        le=p.le,
+        description=p.describe(),
+        strict=True,
+        allow_inf_nan=False,
+    )
+
+
+#: Earliest and latest times a window may name: astronomical CCDs, and no overflow
+#: when a time zone moves a date out of the calendar.
+_WINDOW = (dt.datetime(1900, 1, 1, tzinfo=dt.UTC), dt.datetime(2200, 1, 1, tzinfo=dt.UTC))
 
 
 class SearchRequest(BaseModel):
@@ -15,26 +40,60 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ra: float = Field(..., ge=0.0, lt=360.0, description="right ascension, degrees (ICRS)")
-    dec: float = Field(..., ge=-90.0, le=90.0, description="declination, degrees (ICRS)")
-    radius_arcmin: float = Field(6.0, gt=0.0, le=60.0, description="half-width of the field")
-    source: str = Field(
-        "auto", description="frame source (default: the best real survey); GET /sources lists them"
+    ra: float = Field(
+        ...,
+        ge=0.0,
+        lt=360.0,
+        strict=True,
+        allow_inf_nan=False,
+        description="right ascension, degrees (ICRS)",
     )
-    path: str | None = Field(None, description="folder or glob, for source 'local'")
+    dec: float = Field(
+        ...,
+        ge=-90.0,
+        le=90.0,
+        strict=True,
+        allow_inf_nan=False,
+        description="declination, degrees (ICRS)",
+    )
+    radius_arcmin: float = _setting("radius_arcmin")
+    source: str = Field(
+        "auto",
+        max_length=32,
+        strict=True,
+        description="frame source (default: the best real survey); GET /sources lists them",
+    )
+    path: str | None = Field(
+        None, max_length=4096, strict=True, description="folder or glob, for source 'local'"
+    )
     start: dt.datetime | None = Field(None, description="time window start (UTC)")
     end: dt.datetime | None = Field(None, description="time window end (UTC)")
-    rate_min: float = Field(1.0, ge=0.0, description="slowest motion searched, arcsec/h")
-    rate_max: float = Field(150.0, gt=0.0, le=36000.0, description="fastest motion, arcsec/h")
-    faint: bool = Field(True, description="run the faint (shift-and-stack) search")
-    seed: int = Field(0, ge=0, description="simulated source: which realisation")
+    rate_min: float = _setting("rate_min")
+    rate_max: float = _setting("rate_max")
+    faint: bool = _setting("faint")
+    seed: int = _setting("seed")
+
+    @field_validator("path")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(c) < 32 for c in value):
+            raise ValueError("must not hold control characters (NUL, newline, ...)")
+        return value
 
     @field_validator("start", "end")
     @classmethod
     def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
         """Times without a zone are UTC, so naive and aware times compare."""
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        try:
+            value = value.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValueError("is outside the calendar once converted to UTC") from None
+        if not _WINDOW[0] <= value < _WINDOW[1]:
+            raise ValueError(f"must lie between {_WINDOW[0]:%Y} and {_WINDOW[1]:%Y}")
         return value
 
     @model_validator(mode="after")

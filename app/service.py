@@ -18,7 +18,7 @@ __all__ = ["BrokerUnavailable", "submit_search"]
 
 
 class BrokerUnavailable(RuntimeError):
-    """The job could not be handed to the broker (the job is marked failed)."""
+    """The job could not be handed to the broker; nothing was kept of it."""
 
 
 def submit_search(
@@ -34,6 +34,8 @@ def submit_search(
     ------
     InputError
         ``"field: message"`` for an unknown source or options it refuses.
+    BrokerUnavailable
+        The broker did not take the message; the job was not kept.
     """
     if body.source not in SOURCES:
         raise InputError(
@@ -53,9 +55,10 @@ def submit_search(
         board.set(job.id, state="queued", percent=0.0, message="")
         try:
             dispatch(job.id)
-        except Exception as exc:  # broker unreachable: fail the job rather than leave it hanging
-            crud.update_job(
-                session=session, job_id=job.id, state="failed", error=f"broker unavailable: {exc}"
-            )
-            raise
+        except Exception as exc:  # whatever the broker client raised: the message is not sent
+            # Refused, not failed: the job never existed for the user, so it
+            # must not sit in the job list (nor block a repeat of the search).
+            crud.delete_job(session=session, job_id=job.id)
+            board.forget(job.id)
+            raise BrokerUnavailable(f"broker unavailable: {type(exc).__name__}: {exc}") from exc
     return job, created

@@ -75,6 +75,15 @@ class StatusBoard:
         except redis.RedisError as exc:
             self._failed(exc)
 
+    def forget(self, job_id: str) -> None:
+        """Drop the job's live status (it was deleted)."""
+        if not self._usable():
+            return
+        try:
+            self._client.delete(KEY.format(job_id))
+        except redis.RedisError as exc:
+            self._failed(exc)
+
     def get(self, job_id: str) -> dict[str, str] | None:
         """The job's live status, or None when Redis has none or is unreachable."""
         if not self._usable():

@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: make `detectors` importable
 
 from detectors.backend import gpu_available  # noqa: E402
+from detectors.contract import load_schema  # noqa: E402
 from detectors.io import write_fits, write_json  # noqa: E402
 from detectors.score import (  # noqa: E402
     DEPTH_SNR_BINS,
@@ -87,10 +88,6 @@ STAGES = {
     "fit/verify": ("fit", "verify"),
     "faint search": ("faint_search",),
 }
-SCHEMAS = (
-    ROOT / "contracts/tracks.schema.json",
-    ROOT.parent / "shared/contracts/tracks.schema.json",
-)
 
 console = Console(width=None if sys.stdout.isatty() else 132)
 
@@ -455,10 +452,7 @@ def _timed_run(cmd: list[str], *, log: Path, timeout: float) -> tuple[float, flo
 
 
 def _schema_errors(tracks: dict[str, Any]) -> list[str]:
-    schema_path = next((p for p in SCHEMAS if p.exists()), None)
-    if schema_path is None:
-        return []
-    validator = jsonschema.Draft202012Validator(json.loads(schema_path.read_text()))
+    validator = jsonschema.Draft202012Validator(load_schema())
     return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(tracks)][
         :10
     ]

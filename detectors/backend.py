@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 __all__ = [
+    "Array",
     "Device",
     "asarray",
     "device_name",
@@ -28,6 +29,10 @@ __all__ = [
 ]
 
 Device = Literal["cpu", "gpu"]
+
+#: A NumPy or CuPy array. CuPy's ndarray mirrors NumPy's API, so code typed
+#: against NumPy's is checked for both.
+Array = np.ndarray
 
 
 @functools.cache

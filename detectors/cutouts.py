@@ -21,10 +21,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .backend import to_numpy
-from .difference import Differences
-from .types import Track
+from .types import Differences, Track
 
-__all__ = ["LABEL_HEIGHT", "field_overlay", "track_strip"]
+__all__ = ["LABEL_HEIGHT", "field_overlay", "track_pictures", "track_strip"]
 
 #: Height in pixels of the text band above the panels of a labelled strip.
 LABEL_HEIGHT = 36
@@ -264,7 +263,7 @@ def _track_strip(
 
     image = Image.fromarray(strip)
     draw = ImageDraw.Draw(image)
-    fwhm = 2.3548 * float(np.median(diffs.psf_sigma))
+    fwhm = diffs.fwhm
     gap = min(max(3.0, 1.5 * fwhm), 0.45 * (size // 2)) * scale
     half = size // 2
     marks = [(xmid[0], ymid[0], _TEMPLATE_RGB)] + [
@@ -343,3 +342,28 @@ def field_overlay(template: object, tracks: Sequence[Track], *, max_size: int = 
         tx = min(x[-1] + 6, image.width - draw.textlength(name, font=_font()) - 2)
         _text(draw, (max(tx, 2), min(max(y[-1] - 6, 2), image.height - 14)), name, colour)
     return np.asarray(image)
+
+
+def track_pictures(
+    tracks: Sequence[Track], diffs: Differences, mjd: Sequence[float]
+) -> dict[str, np.ndarray]:
+    """Every picture of a search by file name: ``overview.png`` and ``<track id>.png``.
+
+    Parameters
+    ----------
+    tracks : sequence of Track
+        The reported tracks (their ``id`` names the files).
+    diffs : Differences
+        The search's difference images.
+    mjd : sequence of float
+        UTC MJD of each frame.
+
+    Returns
+    -------
+    dict of str to ndarray, shape (h, w, 3), uint8
+    """
+    t = np.asarray(mjd, dtype=float)
+    pictures = {"overview.png": field_overlay(diffs.template, tracks)}
+    for track in tracks:
+        pictures[f"{track.id}.png"] = track_strip(track, diffs, t)
+    return pictures

@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from .backend import get_xp, map_frames, to_numpy
-from .difference import Differences
-from .types import Candidates
+from .stats import local_maxima, windows
+from .types import Candidates, Differences
 
 __all__ = ["find_candidates"]
 
@@ -43,7 +43,7 @@ def _subpixel(snr: np.ndarray, y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray
     return yc + dy, xc + dx
 
 
-def find_candidates(diffs: Differences, *, threshold: float = 4.0, progress=None) -> Candidates:
+def find_candidates(diffs: Differences, *, threshold: float, progress=None) -> Candidates:
     """Find point-like positive sources in every difference image.
 
     Parameters
@@ -51,7 +51,7 @@ def find_candidates(diffs: Differences, *, threshold: float = 4.0, progress=None
     diffs : Differences
         Output of :func:`detectors.difference.difference_frames`.
     threshold : float, keyword-only
-        Minimum matched-filter SNR of a candidate.
+        Minimum matched-filter SNR of a candidate (the ``threshold`` setting).
     progress : callable, optional
         ``progress(done, total)`` after each frame.
 
@@ -72,10 +72,10 @@ def find_candidates(diffs: Differences, *, threshold: float = 4.0, progress=None
         snr_x = xp.where(covered, xp.nan_to_num(diffs.snr(i)), 0.0)
         snr = to_numpy(snr_x)
         y, x = np.nonzero(snr >= threshold)
-        y, x = _local_maxima(snr, y, x, half)
+        y, x = local_maxima(snr, y, x, half)
         peak_snr = snr[y, x]
         # Dipole: a deep negative lobe just beside the peak (a star residual).
-        dipole = _window(snr, y, x, half + 1).min(axis=(1, 2)) < -DIPOLE_FRACTION * peak_snr
+        dipole = windows(snr, y, x, half + 1).min(axis=(1, 2)) < -DIPOLE_FRACTION * peak_snr
         flux = to_numpy(diffs.psi[i][y, x] / diffs.phi[i][y, x]).astype(float)
         peak_pixel = to_numpy(xp.nan_to_num(diffs.diff[i])[y, x])
         sharp = peak_pixel * (2 * math.pi * sigma**2) / np.maximum(flux, 1e-30)
@@ -101,25 +101,3 @@ def find_candidates(diffs: Differences, *, threshold: float = 4.0, progress=None
             for k in ("frame", "y", "x", "flux", "snr")
         }
     )
-
-
-def _window(image: np.ndarray, y: np.ndarray, x: np.ndarray, half: int) -> np.ndarray:
-    """(M, 2h+1, 2h+1) windows around each pixel, edges padded with 0."""
-    padded = np.pad(image, half)
-    off = np.arange(-half, half + 1)
-    return padded[(y + half)[:, None, None] + off[None, :, None], (x + half)[:, None, None] + off]
-
-
-def _local_maxima(
-    snr: np.ndarray, y: np.ndarray, x: np.ndarray, half: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Keep pixels that are the maximum of their window (first one wins ties).
-
-    Testing only pixels already above threshold is much cheaper than a
-    full-image maximum filter, since they are a tiny fraction of the image.
-    """
-    if y.size == 0:
-        return y, x
-    win = _window(snr, y, x, half)
-    is_max = snr[y, x] >= win.reshape(y.size, -1).max(axis=1)
-    return y[is_max], x[is_max]

@@ -20,47 +20,13 @@ import sep
 
 from .backend import get_ndimage, get_xp, map_frames, to_numpy
 from .stats import box_background, mad_std, stack_median
+from .types import FWHM_PER_SIGMA, Differences
 
 __all__ = ["Differences", "difference_frames", "measure_stars"]
 
 #: Fraction of a star's peak left as residual by PSF and registration mismatch;
 #: added to the variance so bright stars do not become detections.
 STAR_RESIDUAL = 0.02
-
-
-@dataclass
-class Differences:
-    """Difference images and their PSF-matched-filter maps.
-
-    Attributes
-    ----------
-    diff : xp array, shape (N, H, W), float32
-        Scaled frame minus template, in reference-frame ADU; NaN = no data.
-    psi, phi : xp arrays, shape (N, H, W), float32
-        ``psi = PSF * (D / var)``, ``phi = PSF^2 * (1 / var)``; flux of a
-        point source at a pixel is ``psi / phi``, its SNR ``psi / sqrt(phi)``.
-    template : xp array, shape (H, W), float32
-        The static sky (median of the scaled, background-subtracted frames).
-    scale : ndarray, shape (N,)
-        Flux scale of each frame relative to the reference frame.
-    psf_sigma : ndarray, shape (N,)
-        Gaussian PSF sigma of each frame in pixels.
-    noise : ndarray, shape (N,)
-        Empirical correction applied to ``phi`` (1 for ideal white noise).
-    """
-
-    diff: object
-    psi: object
-    phi: object
-    template: object
-    scale: np.ndarray
-    psf_sigma: np.ndarray
-    noise: np.ndarray
-
-    def snr(self, i: int) -> object:
-        """SNR map of a point source centred at each pixel of frame ``i``."""
-        xp = get_xp(self.psi)
-        return self.psi[i] / xp.sqrt(xp.maximum(self.phi[i], 1e-30))
 
 
 @dataclass
@@ -204,7 +170,7 @@ def difference_frames(
     sigma = np.array(map_frames(lambda i: _psf_sigma(subs[i], stars, psf_sigma_guess), n, xp))
     scale = np.ones(n)
     if stars.x.size >= 5:
-        radius = 2.0 * 2.3548 * float(np.max(sigma))
+        radius = 2.0 * FWHM_PER_SIGMA * float(np.max(sigma))
         ref_flux = _aperture_flux(first, stars, radius)
         scale = np.array(
             map_frames(

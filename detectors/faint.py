@@ -31,9 +31,9 @@ from scipy.special import log_ndtr, ndtri_exp
 from scipy.stats import chi2 as chi2_dist
 
 from .backend import get_ndimage, get_xp, to_numpy
-from .difference import Differences
 from .stack import STACKERS, best_motions, sample_stack
-from .stats import mad_std
+from .stats import local_maxima, mad_std
+from .types import FWHM_PER_SIGMA, Differences, Mover
 
 __all__ = ["FaintResult", "FaintSettings", "find_faint", "motion_grid", "shift_table"]
 
@@ -68,10 +68,21 @@ class FaintSettings:
 
 
 @dataclass
+class _Refined:
+    """A grid peak after refinement: trajectory ``(y0, x0, vy, vx)`` and its per-frame samples."""
+
+    params: np.ndarray
+    stacked: float
+    psi: np.ndarray
+    phi: np.ndarray
+    frame_snr: np.ndarray
+
+
+@dataclass
 class FaintResult:
     """Verified faint movers and what the search cost."""
 
-    movers: list[dict]
+    movers: list[Mover]
     trajectories: int
     motions: int
     threshold: float
@@ -163,7 +174,7 @@ def _on_static_sources(diffs: Differences, sigma: float) -> object:
     frame_noise = 1.0 / math.sqrt(float(xp.median(phi[phi > 0])) * 4 * math.pi * sigma**2)
     bright = ndi.gaussian_filter(sky, sigma) > frame_noise
     saturated = void & ndi.maximum_filter(bright, size=3)
-    radius = math.ceil(3 * 2.3548 * sigma)
+    radius = math.ceil(3 * FWHM_PER_SIGMA * sigma)
     return bright | ndi.maximum_filter(saturated, size=2 * radius + 1)
 
 
@@ -219,10 +230,8 @@ def _binned(snr: object, b: int) -> object:
 
 def _peaks(best: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
     """Local maxima of the best-over-motions map above its median."""
-    from .detect import _local_maxima
-
     y, x = np.nonzero(best >= np.median(best))
-    return _local_maxima(best, y, x, half)
+    return local_maxima(best, y, x, half)
 
 
 def _stacked(
@@ -244,7 +253,7 @@ def _refine(
     noise: float,
     binning: int,
     threshold: float,
-) -> dict | None:
+) -> _Refined | None:
     """Maximise the stacked SNR near a grid peak, then check the result.
 
     ``noise`` is the seed motion's measured noise relative to independent
@@ -286,7 +295,7 @@ def _refine(
         or not cfg.rate_min <= speed <= cfg.rate_max
     ):
         return None
-    return {"params": params, "stacked": stacked, "psi": psi, "phi": phi, "frame_snr": frame_snr}
+    return _Refined(params=params, stacked=stacked, psi=psi, phi=phi, frame_snr=frame_snr)
 
 
 def find_faint(
@@ -315,9 +324,8 @@ def find_faint(
     Returns
     -------
     FaintResult
-        ``movers``: one dict per verified object with ``frames``, ``x``,
-        ``y``, ``err`` (pixels, from the motion fit), ``flux``, ``snr``
-        (per frame), ``stacked`` and ``vel``.
+        ``movers``: one `Mover` per verified object (positions from the
+        motion fit).
     """
     xp = get_xp(diffs.psi)
     n, h, w = diffs.psi.shape
@@ -374,7 +382,7 @@ def find_faint(
     )
 
 
-def _as_mover(found: dict, t: np.ndarray, sigma: float) -> dict:
+def _as_mover(found: _Refined, t: np.ndarray, sigma: float) -> Mover:
     """Per-frame positions from the fitted motion, with errors from the stacked SNR.
 
     At per-frame SNR 2-3 a single frame cannot locate the object, so its
@@ -382,20 +390,20 @@ def _as_mover(found: dict, t: np.ndarray, sigma: float) -> dict:
     middle time is that of one detection at the stacked SNR, and grows away
     from it as the motion's error does.
     """
-    y0, x0, vy, vx = found["params"]
-    has = found["phi"] > 0
-    err0 = math.sqrt(2.0) * sigma / found["stacked"]
+    y0, x0, vy, vx = found.params
+    has = found.phi > 0
+    err0 = math.sqrt(2.0) * sigma / found.stacked
     t_rms = math.sqrt(float(np.mean(t[has] ** 2))) or 1.0
     err = err0 * np.sqrt(1.0 + (t / t_rms) ** 2)
     frames = np.flatnonzero(has)
-    flux = np.where(has, found["psi"] / np.where(has, found["phi"], 1.0), np.nan)
-    return {
-        "frames": frames,
-        "x": (x0 + vx * t)[frames],
-        "y": (y0 + vy * t)[frames],
-        "err": err[frames],
-        "flux": flux[frames],
-        "snr": found["frame_snr"][frames],
-        "stacked": found["stacked"],
-        "vel": (float(vx), float(vy)),
-    }
+    flux = np.where(has, found.psi / np.where(has, found.phi, 1.0), np.nan)
+    return Mover(
+        frames=frames,
+        x=(x0 + vx * t)[frames],
+        y=(y0 + vy * t)[frames],
+        err=err[frames],
+        flux=flux[frames],
+        snr=found.frame_snr[frames],
+        stacked=found.stacked,
+        vel=(float(vx), float(vy)),
+    )

@@ -18,10 +18,9 @@ import numpy as np
 from astropy.wcs import WCS
 
 from .backend import to_numpy
-from .difference import Differences
 from .stack import sample_stack
 from .tracks import CENTROID_FLOOR_PX, build_track, model_positions
-from .types import Candidates, Track
+from .types import Candidates, Differences, Track
 
 __all__ = ["FitSettings", "fit_tracks", "motion_fit"]
 
@@ -36,6 +35,32 @@ class FitSettings:
     min_frame_snr: float = 3.0
     max_frame_share: float = 0.5
     min_measured: int = 3
+
+
+@dataclass
+class _Measurement:
+    """Per-frame PSF fits along a predicted path (NaN where a frame gave none).
+
+    ``x``, ``y``, ``err`` are pixels, ``flux`` reference-frame ADU; ``psi``
+    and ``phi`` are the matched-filter samples on the path.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    flux: np.ndarray
+    snr: np.ndarray
+    err: np.ndarray
+    psi: np.ndarray
+    phi: np.ndarray
+
+
+@dataclass
+class _Verified:
+    """A tracklet that passed: its measurement, usable frames, stacked SNR."""
+
+    m: _Measurement
+    ok: np.ndarray
+    stacked: float
 
 
 def motion_fit(
@@ -120,7 +145,7 @@ def _stamp_cube(diffs: Differences, xi: int, yi: int, r: int) -> np.ndarray | No
     return to_numpy(diffs.diff[:, yi - r : yi + r + 1, xi - r : xi + r + 1])
 
 
-def _measure(track_xy: np.ndarray, diffs: Differences) -> dict[str, np.ndarray]:
+def _measure(track_xy: np.ndarray, diffs: Differences) -> _Measurement:
     """Per-frame PSF fits at predicted positions, and the stack samples there.
 
     A slow object leaves part of itself in the median template, which biases
@@ -130,10 +155,9 @@ def _measure(track_xy: np.ndarray, diffs: Differences) -> dict[str, np.ndarray]:
     """
     n = track_xy.shape[0]
     psi, phi = sample_stack(diffs.psi, diffs.phi, track_xy[:, 1], track_xy[:, 0])
-    out = {k: np.full(n, np.nan) for k in ("x", "y", "flux", "snr", "err")}
-    out["psi"], out["phi"] = psi, phi
+    out = _Measurement(*(np.full(n, np.nan) for _ in range(5)), psi=psi, phi=phi)
     r = max(3, math.ceil(2.5 * float(np.max(diffs.psf_sigma))))
-    fwhm = 2.3548 * float(np.median(diffs.psf_sigma))
+    fwhm = diffs.fwhm
     for k in range(n):
         xi, yi = round(float(track_xy[k, 0])), round(float(track_xy[k, 1]))
         cube = _stamp_cube(diffs, xi, yi, r) if phi[k] > 0 else None
@@ -149,23 +173,18 @@ def _measure(track_xy: np.ndarray, diffs: Differences) -> dict[str, np.ndarray]:
         if fit is None:
             continue
         snr = psi[k] / math.sqrt(phi[k])
-        out["x"][k], out["y"][k], out["flux"][k], out["snr"][k] = (
-            xi + fit[0],
-            yi + fit[1],
-            fit[2],
-            snr,
-        )
-        out["err"][k] = math.hypot(
+        out.x[k], out.y[k], out.flux[k], out.snr[k] = xi + fit[0], yi + fit[1], fit[2], snr
+        out.err[k] = math.hypot(
             math.sqrt(2) * diffs.psf_sigma[k] / max(snr, 1e-3), CENTROID_FLOOR_PX
         )
     return out
 
 
-def _usable(m: dict[str, np.ndarray], pred: np.ndarray, cfg: FitSettings) -> np.ndarray:
+def _usable(m: _Measurement, pred: np.ndarray, cfg: FitSettings) -> np.ndarray:
     """Frames whose PSF fit is significant and lands where the motion predicts."""
-    miss = np.hypot(m["x"] - pred[:, 0], m["y"] - pred[:, 1])
+    miss = np.hypot(m.x - pred[:, 0], m.y - pred[:, 1])
     with np.errstate(invalid="ignore"):
-        return (m["snr"] >= cfg.min_frame_snr) & (miss < 3 * m["err"] + 0.7)
+        return (m.snr >= cfg.min_frame_snr) & (miss < 3 * m.err + 0.7)
 
 
 def _unspoiled(psi: np.ndarray, phi: np.ndarray) -> np.ndarray:
@@ -180,7 +199,7 @@ def _unspoiled(psi: np.ndarray, phi: np.ndarray) -> np.ndarray:
 
 def _evaluate(
     seed: np.ndarray, cands: Candidates, mjd: np.ndarray, diffs: Differences, cfg: FitSettings
-) -> dict | None:
+) -> _Verified | None:
     t0 = float(np.mean(mjd))
     px, py, inl = motion_fit(mjd[cands.frame[seed]] - t0, cands.x[seed], cands.y[seed])
     if inl.sum() < 3:
@@ -191,15 +210,13 @@ def _evaluate(
         ok = _usable(m, pred, cfg)
         if ok.sum() < cfg.min_measured:
             return None
-        px, py, inl = motion_fit(mjd[ok] - t0, m["x"][ok], m["y"][ok], 1.0 / m["err"][ok] ** 2)
+        px, py, inl = motion_fit(mjd[ok] - t0, m.x[ok], m.y[ok], 1.0 / m.err[ok] ** 2)
         ok[np.flatnonzero(ok)[~inl]] = False
     pred = np.c_[px[0] + px[1] * (mjd - t0), py[0] + py[1] * (mjd - t0)]
     m = _measure(pred, diffs)
-    has = _unspoiled(m["psi"], m["phi"])
-    stacked = float(np.sum(m["psi"][has]) / math.sqrt(np.sum(m["phi"][has])))
-    share = (
-        float(np.max(m["psi"][has]) / np.sum(m["psi"][has])) if np.sum(m["psi"][has]) > 0 else 1.0
-    )
+    has = _unspoiled(m.psi, m.phi)
+    stacked = float(np.sum(m.psi[has]) / math.sqrt(np.sum(m.phi[has])))
+    share = float(np.max(m.psi[has]) / np.sum(m.psi[has])) if np.sum(m.psi[has]) > 0 else 1.0
     rate = math.hypot(px[1], py[1])
     ok = _usable(m, pred, cfg)
     if (
@@ -209,7 +226,7 @@ def _evaluate(
         or ok.sum() < cfg.min_measured
     ):
         return None
-    return {"m": m, "ok": ok, "pred": pred, "stacked": stacked, "vel": (px[1], py[1])}
+    return _Verified(m=m, ok=ok, stacked=stacked)
 
 
 def fit_tracks(
@@ -255,9 +272,9 @@ def fit_tracks(
             progress(i + 1, len(tracklets))
     tracks = []
     for f in found:
-        ok, m = f["ok"], f["m"]
+        ok, m = f.ok, f.m
         frames = np.flatnonzero(ok)
-        x, y, err = model_positions(mjd[ok] - np.mean(mjd), m["x"][ok], m["y"][ok], m["err"][ok])
+        x, y, err = model_positions(mjd[ok] - np.mean(mjd), m.x[ok], m.y[ok], m.err[ok])
         tracks.append(
             build_track(
                 frames,
@@ -265,9 +282,9 @@ def fit_tracks(
                 x,
                 y,
                 err,
-                flux=m["flux"][ok],
-                snr=m["snr"][ok],
-                stacked_snr=f["stacked"],
+                flux=m.flux[ok],
+                snr=m.snr[ok],
+                stacked_snr=f.stacked,
                 wcs=wcs,
                 zero_point=zero_point,
                 origin="fast",

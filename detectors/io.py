@@ -27,6 +27,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from .backend import to_numpy
 from .errors import InputError
 from .headers import (
     celestial_wcs,
@@ -36,7 +37,7 @@ from .headers import (
     mid_exposure_mjd,
     pixel_scaling,
 )
-from .types import Frame
+from .types import Candidates, Differences, FastResult, Frame
 
 __all__ = [
     "FITS_SUFFIXES",
@@ -48,6 +49,7 @@ __all__ = [
     "load_frame",
     "load_frames",
     "save_fast_result",
+    "write_bytes",
     "write_fits",
     "write_json",
     "write_png",
@@ -266,9 +268,12 @@ def _calibrate(
 
 
 def _open_error(name: str, err: Exception) -> InputError:
+    # Only the library's first clause: its advice (e.g. astropy's
+    # "try with ignore_missing_simple=True") is for programmers, not users.
+    reason = str(err).split(". ")[0].split(", this file")[0].strip().rstrip(".")
     return InputError(
-        f"{name}: not a readable FITS file ({type(err).__name__}: {err}). "
-        "Check that it is a FITS image (.fits, .fits.gz or .fits.fz) and not truncated."
+        f"{name}: not a readable FITS file ({reason}); check that it is a FITS image "
+        "(.fits, .fits.gz or .fits.fz) and not truncated"
     )
 
 
@@ -441,9 +446,11 @@ def load_frames(
         if progress:
             progress(done, len(paths))
     if skipped and on_error == "raise":
-        listing = "\n".join(f"  {name}: {reason}" for name, reason in skipped)
+        listing = "; ".join(f"{name}: {reason}" for name, reason in skipped)
+        if len(skipped) == 1:
+            raise InputError(f"{listing}. Fix or remove it, or leave it out with --skip-bad.")
         raise InputError(
-            f"{len(skipped)} of {len(paths)} files cannot be used:\n{listing}\n"
+            f"{len(skipped)} of {len(paths)} files cannot be used: {listing}. "
             "Fix or remove them, or leave them out with --skip-bad."
         )
     for name, reason in skipped:
@@ -583,15 +590,13 @@ def write_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     )
 
 
-def save_fast_result(path: str | os.PathLike, fast: Any) -> Path:
-    """Write a :class:`detectors.search.FastResult` for the detailed detector.
+def save_fast_result(path: str | os.PathLike, fast: FastResult) -> Path:
+    """Write a :class:`detectors.types.FastResult` for the detailed detector.
 
     The fast and detailed detectors may run on different hosts; what passes
     between them is this one uncompressed ``.npz`` in the shared data folder
     (arrays are large; the broker only carries the job id).
     """
-    from .backend import to_numpy
-
     d = fast.differences
     c = fast.candidates
     lengths = np.array([t.size for t in fast.tracklets], dtype=np.int64)
@@ -624,11 +629,8 @@ def save_fast_result(path: str | os.PathLike, fast: Any) -> Path:
     return _atomic_write(Path(path), write)
 
 
-def load_fast_result(path: str | os.PathLike) -> Any:
+def load_fast_result(path: str | os.PathLike) -> FastResult:
     """Read what :func:`save_fast_result` wrote (arrays come back as NumPy)."""
-    from .difference import Differences
-    from .search import FastResult
-    from .types import Candidates
 
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
@@ -660,3 +662,8 @@ def load_fast_result(path: str | os.PathLike) -> Any:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write a text file (the MPC report)."""
     return _atomic_write(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write a file's bytes as they are (a picture fetched from the API)."""
+    return _atomic_write(Path(path), lambda tmp: tmp.write_bytes(data))

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .contract import SCHEMA_VERSION
 from .types import Frame, Track
 
 __all__ = ["mpc_report", "track_designations", "tracks_to_contract"]
@@ -118,7 +119,7 @@ def tracks_to_contract(
     run: Mapping[str, Any],
     reference: int = 0,
 ) -> dict[str, Any]:
-    """The results document of ``tracks.schema.json``, ready for `json.dumps`.
+    """The results document of the tracks contract (`detectors.contract`), ready for `json.dumps`.
 
     Parameters
     ----------
@@ -161,9 +162,11 @@ def tracks_to_contract(
             value = _number(getattr(track, key))
             if value is not None:
                 item[key] = value
+        item["origin"] = track.origin
         item["known_object"] = None
         doc_tracks.append(item)
     return {
+        "schema_version": SCHEMA_VERSION,
         "field": {
             "ra": float(ra) % 360.0,
             "dec": float(dec),

@@ -15,74 +15,37 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
-from astropy.wcs import WCS
-from astropy.wcs.utils import proj_plane_pixel_scales
 
 from . import __version__
 from .align import align_frames
 from .backend import device_name, get_xp
 from .config import SearchConfig
 from .detect import find_candidates
-from .difference import Differences, difference_frames
+from .difference import difference_frames
 from .faint import FaintSettings, find_faint
 from .fit import FitSettings, fit_tracks
 from .link import link_candidates
 from .masks import frame_masks
 from .slow import find_slow_movers
 from .tracks import build_track, merge_tracks
-from .types import Candidates, Frame, Track
+from .types import (
+    FWHM_PER_SIGMA,
+    Candidates,
+    Differences,
+    FastResult,
+    Frame,
+    Mover,
+    Progress,
+    Track,
+)
 
 __all__ = [
-    "FastResult",
-    "Progress",
     "SearchResult",
     "detailed_detect",
     "fast_detect",
     "find_moving_objects",
     "run_info",
 ]
-
-#: ``progress(stage, done, total)``: called as each stage advances.
-Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class FastResult:
-    """What the fast detector hands to the detailed detector.
-
-    Attributes
-    ----------
-    mjd : ndarray, shape (N,)
-        Mid-exposure UTC MJD of each frame.
-    wcs : WCS
-        Celestial WCS of the common pixel grid.
-    ref : int
-        Index of the reference frame.
-    zero_point : float or None
-        Magnitude of 1 ADU in the reference frame.
-    differences : Differences
-    candidates : Candidates
-    tracklets : list of int arrays
-    timings : dict
-        Seconds per stage so far.
-    """
-
-    mjd: np.ndarray
-    wcs: WCS
-    ref: int
-    zero_point: float | None
-    differences: Differences
-    candidates: Candidates
-    tracklets: list[np.ndarray]
-    timings: dict[str, float]
-    trajectories_tested: int = 0
-    faint_binning: int = 1
-    faint_threshold: float | None = None
-
-    @property
-    def pixels_per_day(self) -> float:
-        """Pixels per day of one arcsec per hour on this grid."""
-        return 24.0 / (float(np.mean(proj_plane_pixel_scales(self.wcs))) * 3600.0)
 
 
 @dataclass
@@ -209,6 +172,11 @@ def detailed_detect(
         rate_max=config.rate_max * per_day,
         min_stacked_snr=config.min_stacked_snr,
     )
+    faint_settings = FaintSettings(
+        rate_min=settings.rate_min,
+        rate_max=settings.rate_max,
+        min_stacked_snr=config.faint_min_stacked_snr,
+    )
     diffs = fast.differences
     with stage("fit") as tick:
         tracks = fit_tracks(
@@ -231,28 +199,27 @@ def detailed_detect(
             faint = find_faint(
                 diffs,
                 fast.mjd,
-                settings=FaintSettings(rate_min=settings.rate_min, rate_max=settings.rate_max),
+                settings=faint_settings,
                 progress=tick,
             )
             fast.trajectories_tested = faint.trajectories
             fast.faint_binning = faint.binning
             fast.faint_threshold = round(faint.threshold, 3)
             tracks.extend(_mover_tracks(faint.movers, fast, origin="faint"))
-    fwhm = 2.3548 * float(np.median(diffs.psf_sigma))
-    return merge_tracks(tracks, radius=2 * fwhm)
+    return merge_tracks(tracks, radius=2 * diffs.fwhm)
 
 
-def _mover_tracks(movers: list[dict], fast: FastResult, *, origin: str) -> list[Track]:
+def _mover_tracks(movers: list[Mover], fast: FastResult, *, origin: str) -> list[Track]:
     return [
         build_track(
-            m["frames"],
+            m.frames,
             fast.mjd,
-            m["x"],
-            m["y"],
-            m["err"],
-            flux=m["flux"],
-            snr=m["snr"],
-            stacked_snr=m["stacked"],
+            m.x,
+            m.y,
+            m.err,
+            flux=m.flux,
+            snr=m.snr,
+            stacked_snr=m.stacked,
             wcs=fast.wcs,
             zero_point=fast.zero_point,
             origin=origin,
@@ -273,7 +240,7 @@ def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dic
         "peak_memory_mb": round(_peak_memory_mb(), 1),
         "reference_frame": frames[fast.ref].name,
         "pixel_scale_arcsec": round(24.0 / fast.pixels_per_day, 4),
-        "psf_fwhm_px": [round(2.3548 * float(s), 3) for s in fast.differences.psf_sigma],
+        "psf_fwhm_px": [round(FWHM_PER_SIGMA * float(s), 3) for s in fast.differences.psf_sigma],
         "candidates": len(fast.candidates),
         "tracklets": len(fast.tracklets),
         "trajectories_tested": fast.trajectories_tested,

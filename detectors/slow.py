@@ -21,10 +21,10 @@ import sep
 from scipy.spatial import cKDTree
 
 from .backend import get_xp, to_numpy
-from .difference import Differences
 from .fit import motion_fit
 from .stats import mad_std
 from .tracks import CENTROID_FLOOR_PX, model_positions
+from .types import Differences, Mover
 
 __all__ = ["find_slow_movers"]
 
@@ -91,7 +91,7 @@ def find_slow_movers(
     rate_min: float,
     rate_max: float,
     progress=None,
-) -> list[dict]:
+) -> list[Mover]:
     """Find sources that drift linearly across the sequence.
 
     Parameters
@@ -107,14 +107,12 @@ def find_slow_movers(
 
     Returns
     -------
-    list of dict
-        One per slow mover: ``frames`` (indices), ``x``, ``y``, ``err``
-        (model positions and errors, pixels), ``flux``, ``snr`` (per frame),
-        ``stacked`` (SNR of all frames together), ``vel`` (px/day, x and y).
+    list of Mover
+        One per slow mover, positions and errors on the fitted path.
     """
     n = mjd.size
     sigma = float(np.median(diffs.psf_sigma))
-    fwhm = 2.3548 * sigma
+    fwhm = diffs.fwhm
     x0, y0 = _sky_sources(diffs, fwhm)
     if x0.size == 0 or n < 3:
         return []
@@ -173,15 +171,15 @@ def find_slow_movers(
             continue
         xm, ym, em = model_positions(t[ok], xs[ok, j], ys[ok, j], err[ok, j])
         found.append(
-            {
-                "frames": np.flatnonzero(ok),
-                "x": xm,
-                "y": ym,
-                "err": em,
-                "flux": flux[ok, j],
-                "snr": snr[ok, j],
-                "stacked": float(np.sum(flux[ok, j]) / np.sqrt(np.sum(ferr[ok, j] ** 2))),
-                "vel": (float(px[1]), float(py[1])),
-            }
+            Mover(
+                frames=np.flatnonzero(ok),
+                x=xm,
+                y=ym,
+                err=em,
+                flux=flux[ok, j],
+                snr=snr[ok, j],
+                stacked=float(np.sum(flux[ok, j]) / np.sqrt(np.sum(ferr[ok, j] ** 2))),
+                vel=(float(px[1]), float(py[1])),
+            )
         )
     return found

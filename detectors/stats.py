@@ -13,7 +13,7 @@ import numpy as np
 
 from .backend import get_ndimage, get_xp
 
-__all__ = ["box_background", "mad_std", "stack_median"]
+__all__ = ["box_background", "local_maxima", "mad_std", "stack_median", "windows"]
 
 MAD_TO_SIGMA = 1.4826
 
@@ -127,3 +127,25 @@ def box_background(image: object, *, box: int = 64) -> tuple[object, object]:
         smooth = ndi.median_filter(_fill_nan(coarse, xp), size=3, mode="nearest")
         out.append((wy @ smooth.astype(xp.float32) @ wx.T).astype(xp.float32))
     return out[0], out[1]
+
+
+def windows(image: np.ndarray, y: np.ndarray, x: np.ndarray, half: int) -> np.ndarray:
+    """(M, 2h+1, 2h+1) windows around each pixel, edges padded with 0."""
+    padded = np.pad(image, half)
+    off = np.arange(-half, half + 1)
+    return padded[(y + half)[:, None, None] + off[None, :, None], (x + half)[:, None, None] + off]
+
+
+def local_maxima(
+    snr: np.ndarray, y: np.ndarray, x: np.ndarray, half: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep pixels that are the maximum of their window (first one wins ties).
+
+    Testing only pixels already above threshold is much cheaper than a
+    full-image maximum filter, since they are a tiny fraction of the image.
+    """
+    if y.size == 0:
+        return y, x
+    win = windows(snr, y, x, half)
+    is_max = snr[y, x] >= win.reshape(y.size, -1).max(axis=1)
+    return y[is_max], x[is_max]

@@ -10,13 +10,33 @@ Conventions, everywhere in ``detectors``:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
 
-__all__ = ["Candidates", "Frame", "Track"]
+from .backend import Array
+
+__all__ = [
+    "FWHM_PER_SIGMA",
+    "Candidates",
+    "Differences",
+    "FastResult",
+    "Frame",
+    "Mover",
+    "Progress",
+    "Track",
+]
+
+#: FWHM of a Gaussian PSF in units of its sigma, 2 sqrt(2 ln 2).
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+#: ``progress(stage, done, total)``: called as each stage of a search advances.
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -54,7 +74,7 @@ class Frame:
         The image header, kept for reports.
     """
 
-    data: np.ndarray
+    data: Array
     wcs: WCS
     mjd: float
     exptime: float
@@ -65,12 +85,13 @@ class Frame:
     zero_point: float | None = None
     filter: str | None = None
     observatory_code: str | None = None
-    bad: np.ndarray | None = None
+    bad: Array | None = None
     header: fits.Header = field(default_factory=fits.Header)
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.data.shape  # type: ignore[return-value]
+        h, w = self.data.shape
+        return int(h), int(w)
 
 
 @dataclass
@@ -81,11 +102,11 @@ class Candidates:
     frame index, positions are on the common (reference) pixel grid.
     """
 
-    frame: np.ndarray
-    y: np.ndarray
-    x: np.ndarray
-    flux: np.ndarray
-    snr: np.ndarray
+    frame: Array
+    y: Array
+    x: Array
+    flux: Array
+    snr: Array
 
     def __len__(self) -> int:
         return int(self.frame.size)
@@ -95,7 +116,7 @@ class Candidates:
         z = np.zeros(0)
         return cls(frame=z.astype(np.int64), y=z, x=z, flux=z, snr=z)
 
-    def take(self, index: np.ndarray) -> Candidates:
+    def take(self, index: Array) -> Candidates:
         return Candidates(
             frame=self.frame[index],
             y=self.y[index],
@@ -115,19 +136,134 @@ class Track:
     ``mag`` is NaN where no photometric zero point is known.
     """
 
-    frames: np.ndarray
-    mjd: np.ndarray
-    y: np.ndarray
-    x: np.ndarray
-    ra: np.ndarray
-    dec: np.ndarray
-    ra_err_arcsec: np.ndarray
-    dec_err_arcsec: np.ndarray
-    flux: np.ndarray
-    snr: np.ndarray
-    mag: np.ndarray
+    frames: Array
+    mjd: Array
+    y: Array
+    x: Array
+    ra: Array
+    dec: Array
+    ra_err_arcsec: Array
+    dec_err_arcsec: Array
+    flux: Array
+    snr: Array
+    mag: Array
     rate_arcsec_per_hour: float
     position_angle_deg: float
     stacked_snr: float
     origin: str = "fast"
     id: str = ""
+
+
+@dataclass
+class Mover:
+    """An object found by the slow-mover or the faint search, before it is a Track.
+
+    Per-frame arrays have one entry per frame in ``frames``; positions and
+    errors are on the reference grid, in pixels.
+
+    Attributes
+    ----------
+    frames : ndarray of int, shape (M,)
+        Indices of the frames the object was measured in.
+    x, y, err : ndarray, shape (M,)
+        Positions on the fitted path and their 1-sigma errors.
+    flux, snr : ndarray, shape (M,)
+        Per-frame flux (reference-frame ADU) and SNR.
+    stacked : float
+        SNR of all its frames together.
+    vel : (float, float)
+        Motion in pixels per day, ``(vx, vy)``.
+    """
+
+    frames: Array
+    x: Array
+    y: Array
+    err: Array
+    flux: Array
+    snr: Array
+    stacked: float
+    vel: tuple[float, float]
+
+
+@dataclass
+class Differences:
+    """Difference images and their PSF-matched-filter maps.
+
+    Attributes
+    ----------
+    diff : xp array, shape (N, H, W), float32
+        Scaled frame minus template, in reference-frame ADU; NaN = no data.
+    psi, phi : xp arrays, shape (N, H, W), float32
+        ``psi = PSF * (D / var)``, ``phi = PSF^2 * (1 / var)``; flux of a
+        point source at a pixel is ``psi / phi``, its SNR ``psi / sqrt(phi)``.
+    template : xp array, shape (H, W), float32
+        The static sky (median of the scaled, background-subtracted frames).
+    scale : ndarray, shape (N,)
+        Flux scale of each frame relative to the reference frame.
+    psf_sigma : ndarray, shape (N,)
+        Gaussian PSF sigma of each frame in pixels.
+    noise : ndarray, shape (N,)
+        Empirical correction applied to ``phi`` (1 for ideal white noise).
+    """
+
+    diff: Array
+    psi: Array
+    phi: Array
+    template: Array
+    scale: Array
+    psf_sigma: Array
+    noise: Array
+
+    def snr(self, i: int) -> Array:
+        """SNR map of a point source centred at each pixel of frame ``i``."""
+        from .backend import get_xp
+
+        xp = get_xp(self.psi)
+        return self.psi[i] / xp.sqrt(xp.maximum(self.phi[i], 1e-30))
+
+    @property
+    def fwhm(self) -> float:
+        """Median PSF FWHM of the frames, pixels."""
+        return FWHM_PER_SIGMA * float(np.median(self.psf_sigma))
+
+
+@dataclass
+class FastResult:
+    """What the fast detector hands to the detailed detector.
+
+    Attributes
+    ----------
+    mjd : ndarray, shape (N,)
+        Mid-exposure UTC MJD of each frame.
+    wcs : WCS
+        Celestial WCS of the common pixel grid.
+    ref : int
+        Index of the reference frame.
+    zero_point : float or None
+        Magnitude of 1 ADU in the reference frame.
+    differences : Differences
+    candidates : Candidates
+    tracklets : list of int arrays
+        Candidate indices of each linked tracklet.
+    timings : dict
+        Seconds per stage so far.
+    trajectories_tested, faint_binning, faint_threshold
+        What the faint search did (filled in by the stage that runs it).
+    """
+
+    mjd: Array
+    wcs: WCS
+    ref: int
+    zero_point: float | None
+    differences: Differences
+    candidates: Candidates
+    tracklets: list[Array]
+    timings: dict[str, float]
+    trajectories_tested: int = 0
+    faint_binning: int = 1
+    faint_threshold: float | None = None
+
+    @property
+    def pixels_per_day(self) -> float:
+        """Pixels per day of one arcsec per hour on this grid."""
+        return 24.0 / (float(np.mean(proj_plane_pixel_scales(self.wcs))) * 3600.0)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
 from detectors.backend import gpu_available
+from detectors.contract import SCHEMA_VERSION, TracksDocument, load_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ASTROHUNTER_SHARED", ROOT.parent / "shared"))
@@ -37,6 +39,17 @@ def shared_path(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     need(path.exists(), f"{path} (the shared real data; set ASTROHUNTER_SHARED to its folder)")
     return path
+
+
+def check_contract(document: dict) -> None:
+    """Fail unless ``document`` follows the project's tracks contract (never skipped).
+
+    Checked twice: against the shipped JSON Schema (what other tools read) and
+    through the Pydantic models it is generated from (what the API declares).
+    """
+    jsonschema.Draft202012Validator(load_schema()).validate(document)
+    TracksDocument.model_validate(document)
+    assert document["schema_version"] == SCHEMA_VERSION
 
 
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])

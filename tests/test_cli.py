@@ -21,7 +21,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jsonschema
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -31,7 +30,7 @@ from detectors.backend import gpu_available
 from detectors.score import score_field
 from detectors.simulate import simulate_field
 
-from .conftest import shared_path
+from .conftest import check_contract, shared_path
 
 _SCRIPT = Path(sys.executable).with_name("astrohunter")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "app.cli"]
@@ -186,8 +185,7 @@ def test_detect_exits_0_with_schema_valid_tracks(detected):
     proc, tracks = detected
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    schema = json.loads(shared_path("contracts", "tracks.schema.json").read_text())
-    jsonschema.validate(tracks, schema)
+    check_contract(tracks)
 
 
 def test_detect_recovers_every_mover_and_nothing_else(simulated, detected):

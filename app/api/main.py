@@ -1,10 +1,17 @@
-"""The API gateway: FastAPI app that only includes the route modules."""
+"""The API gateway: FastAPI app that only includes the route modules.
+
+The docs pages (``/docs``, ``/redoc``) load their scripts from the package
+(fastapi-offline ships Swagger UI and ReDoc), so they work with no network.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from detectors import __version__
 
@@ -20,7 +27,12 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 for a request body over ``max_bytes`` (declared or streamed)."""
+    """ASGI middleware: 413 for a request body over ``max_bytes``, declared or streamed.
+
+    The body is read here, up to the limit, before the app sees it: a chunked
+    body (no Content-Length) that grows too large is refused the same way as
+    one that declares its size, never half-parsed by the app.
+    """
 
     def __init__(self, app, *, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -31,24 +43,24 @@ class BodySizeLimit:
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await _too_large(send, self.max_bytes)
-        seen = 0
-
-        async def limited():
-            nonlocal seen
+        chunks, seen = [], 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] == "http.disconnect":
+                return None  # the client left before sending its body
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > self.max_bytes:
-                raise _TooLarge
-            return message
+                return await _too_large(send, self.max_bytes)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
-        try:
-            return await self.app(scope, limited, send)
-        except _TooLarge:
-            return await _too_large(send, self.max_bytes)
+        async def replay():
+            return pending.pop() if pending else await receive()
 
-
-class _TooLarge(Exception):
-    pass
+        return await self.app(scope, replay, send)
 
 
 async def _too_large(send, limit: int) -> None:
@@ -57,10 +69,20 @@ async def _too_large(send, limit: int) -> None:
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/json")],
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _unprocessable(_: Request, exc: Exception) -> JSONResponse:
+    """422 naming each bad field; the offending input is not echoed (NaN is not JSON)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": [str(part) for part in e["loc"]], "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
 
 
 def _send_to_downloader(job_id: str) -> None:
@@ -73,12 +95,13 @@ def create_app(*, dispatch: Callable[[str], None] = _send_to_downloader) -> Fast
     """The API; ``dispatch(job_id)`` starts a queued job (the downloader actor by default)."""
     settings = get_settings()
     init_db(settings.db_url)
-    app = FastAPI(
+    app = FastAPIOffline(
         title="AstroHunter",
         version=__version__,
         description="Find asteroids in images of a sky position: submit a search, follow it, read its tracks.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_exception_handler(RequestValidationError, _unprocessable)
     app.state.board = StatusBoard(settings)
     app.state.dispatch = dispatch
     for module in (search, jobs, health, storage):

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from .models import ACTIVE_STATES, Event, FileRecord, Job, Observation, TrackRecord
@@ -15,6 +15,7 @@ from .models import ACTIVE_STATES, Event, FileRecord, Job, Observation, TrackRec
 __all__ = [
     "add_event",
     "create_or_get_job",
+    "delete_job",
     "get_job",
     "list_jobs",
     "register_files",
@@ -76,34 +77,63 @@ def list_jobs(
     return jobs, int(session.scalar(count) or 0)
 
 
-def update_job(*, session: Session, job_id: str, **fields: Any) -> Job:
-    """Set fields of a job and commit."""
+#: ``(kind, message)`` of a job event written with a state change.
+EventText = tuple[str, str]
+
+
+def update_job(
+    *, session: Session, job_id: str, event: EventText | None = None, **fields: Any
+) -> Job:
+    """Set fields of a job, and record ``event`` with them in the same commit."""
     job = session.get(Job, job_id)
     if job is None:
         raise KeyError(job_id)
     for name, value in fields.items():
         setattr(job, name, value)
+    if event is not None:
+        session.add(Event(job_id=job_id, kind=event[0], message=event[1]))
     session.commit()
     return job
 
 
-def update_if_active(*, session: Session, job_id: str, **fields: Any) -> bool:
+def update_if_active(
+    *, session: Session, job_id: str, event: EventText | None = None, **fields: Any
+) -> bool:
     """Set fields of a job only while it is still active, in one statement.
 
     A cancel (DELETE) may land at any moment; checking and writing in a
-    single UPDATE means a stage can never overwrite it. Returns False when
-    the job was no longer active (nothing written).
+    single UPDATE means a stage can never overwrite it. ``percent`` never
+    goes down (a stage delivered twice restarts its own count, not the
+    job's). ``event`` is recorded in the same transaction, so a reader sees
+    both or neither. Returns False when the job was no longer active
+    (nothing written).
     """
+    if "percent" in fields:
+        new = fields["percent"]
+        fields["percent"] = case((Job.percent > new, Job.percent), else_=new)
     result = session.execute(
         update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE_STATES)).values(**fields)
     )
+    written = result.rowcount == 1
+    if written and event is not None:
+        session.add(Event(job_id=job_id, kind=event[0], message=event[1]))
     session.commit()
-    return result.rowcount == 1
+    return written
 
 
 def add_event(*, session: Session, job_id: str, kind: str, message: str = "") -> None:
     session.add(Event(job_id=job_id, kind=kind, message=message))
     session.commit()
+
+
+def delete_job(*, session: Session, job_id: str) -> bool:
+    """Remove a job and everything recorded about it (files, tracks, events)."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return False
+    session.delete(job)
+    session.commit()
+    return True
 
 
 def register_files(*, session: Session, job_id: str, files: Sequence[dict[str, Any]]) -> None:
@@ -132,6 +162,7 @@ def replace_tracks(*, session: Session, job_id: str, tracks: Sequence[dict[str, 
             position_angle_deg=t["position_angle_deg"],
             stacked_snr=t["stacked_snr"],
             known_object=t.get("known_object"),
+            document=dict(t),
         )
         record.observations = [
             Observation(
@@ -160,6 +191,10 @@ def tracks_of(*, session: Session, job_id: str) -> list[dict[str, Any]]:
     ).all()
     out = []
     for r in records:
+        if r.document is not None:
+            out.append(r.document)
+            continue
+        # A row written before the contract's 1.1: rebuilt from its columns.
         observations = []
         for o in r.observations:
             obs = {"mjd": o.mjd, "ra": o.ra, "dec": o.dec}

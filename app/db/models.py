@@ -116,6 +116,8 @@ class TrackRecord(Base):
     position_angle_deg: Mapped[float] = mapped_column(Float)
     stacked_snr: Mapped[float] = mapped_column(Float)
     known_object: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The track as the tracks contract writes it (None in rows of versions before 1.1).
+    document: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="tracks")
     observations: Mapped[list[Observation]] = relationship(

@@ -13,7 +13,6 @@ import os
 
 os.environ["ASTROHUNTER_BROKER"] = "memory"
 
-import json
 import random
 import shutil
 import socket
@@ -35,7 +34,7 @@ from app.db.base import session_factory
 from app.db.models import Job
 from detectors.score import score_field
 
-from ..conftest import need, shared_path
+from ..conftest import need
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 #: A small simulated field (200 x 200 px, 8 frames) whose three movers (SNR 10-16) are all found.
@@ -225,11 +224,6 @@ def wait_for_job(settings: Settings, job_id: str, *, states=FINAL, timeout: floa
             state = None if job is None else job.state
             pytest.fail(f"job {job_id} still {state} after {timeout} s (wanted {states})")
         time.sleep(0.05)
-
-
-def tracks_schema() -> dict:
-    """The shared tracks contract (skips the test when ../shared is absent)."""
-    return json.loads(shared_path("contracts", "tracks.schema.json").read_text())
 
 
 def check_recovery(contract: dict, truth: dict) -> None:

@@ -12,13 +12,12 @@ import json
 import time
 from pathlib import Path
 
-import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
 
-from ..conftest import need
+from ..conftest import check_contract, need
 from .conftest import (
     FIELD,
     FINAL,
@@ -27,7 +26,6 @@ from .conftest import (
     check_recovery,
     port_open,
     random_field,
-    tracks_schema,
 )
 
 STAGE_TIMINGS = {"downloading", "ingesting", "fast_detect", "detailed_detect"}
@@ -82,7 +80,7 @@ def check_finished_search(http: TestClient, settings, body: dict) -> str:
     r = http.get(f"/jobs/{job_id}/tracks")
     assert r.status_code == 200
     contract = r.json()
-    jsonschema.validate(contract, tracks_schema())
+    check_contract(contract)
     assert contract["run"]["simulated"] is True and contract["run"]["state"] == "done"
     assert contract["field"]["frames"] == 8
     assert len(contract["tracks"]) == status["counts"]["tracks"]

@@ -19,10 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import jsonschema
 import pytest
 
-from ..conftest import need
+from app.pipeline import STAGES
+
+from ..conftest import check_contract, need
 from .conftest import (
     FINAL,
     POSTGRES_URL,
@@ -34,7 +35,6 @@ from .conftest import (
     queue_state,
     rabbitmq_vhost,
     random_field,
-    tracks_schema,
 )
 
 _SCRIPT = Path(sys.executable).with_name("astrohunter")
@@ -183,7 +183,7 @@ def follow(services: Services, http: httpx.Client, job_id: str) -> tuple[dict, l
 def check_results(services: Services, http: httpx.Client, job_id: str) -> None:
     """Tracks (contract, recovery against the simulator's truth) and the MPC report."""
     contract = http.get(f"/jobs/{job_id}/tracks").raise_for_status().json()
-    jsonschema.validate(contract, tracks_schema())
+    check_contract(contract)
     truth_path = Path(services.env["DATA_DIR"]) / "jobs" / job_id / "truth.json"
     check_recovery(contract, json.loads(truth_path.read_text()))
     report = http.get(f"/jobs/{job_id}/report.mpc").raise_for_status().text
@@ -275,7 +275,7 @@ def _run_per_stage_services(services: Services) -> None:
                 time.sleep(0.1)
             time.sleep(2.0)
             status = http.get(f"/status/{job_id}").json()
-            assert status["state"] == "fast_detect" and status["percent"] == 75.0, status
+            assert status["state"] == "fast_detect" and status["percent"] == STAGES["fast"][2], status
             ready, consumers = queue_state("detailed_detect", vhost=services.vhost)
             assert ready >= 1 and consumers == 0, (ready, consumers)
 

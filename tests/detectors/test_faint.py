@@ -138,9 +138,9 @@ def test_xp_and_numba_stackers_find_the_same_faint_movers(snr3_field):
     assert found["xp"].threshold == pytest.approx(found["numba"].threshold, abs=1e-3)
     assert len(found["xp"].movers) == len(found["numba"].movers) >= 3
     for a, b in zip(found["xp"].movers, found["numba"].movers, strict=True):
-        np.testing.assert_allclose(a["x"], b["x"], atol=1e-3)
-        np.testing.assert_allclose(a["y"], b["y"], atol=1e-3)
-        assert a["stacked"] == pytest.approx(b["stacked"], rel=1e-4)
+        np.testing.assert_allclose(a.x, b.x, atol=1e-3)
+        np.testing.assert_allclose(a.y, b.y, atol=1e-3)
+        assert a.stacked == pytest.approx(b.stacked, rel=1e-4)
 
 
 def test_a_streak_across_a_faint_movers_path_neither_hides_it_nor_adds_tracks(snr3_field):

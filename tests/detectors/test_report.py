@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +12,8 @@ from astropy.wcs import WCS
 from detectors.report import mpc_report, track_designations, tracks_to_contract
 from detectors.types import Frame, Track
 
-SHARED = Path(
-    os.environ.get("ASTROHUNTER_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")
-)
-SCHEMA = SHARED / "contracts" / "tracks.schema.json"
+from ..conftest import check_contract
+
 MJD0 = 58568.1041797  # 2019-03-26 02:30:01.126 UTC
 
 
@@ -78,15 +74,11 @@ def make_track(
 
 
 def test_contract_matches_the_schema() -> None:
-    if not SCHEMA.is_file():
-        pytest.skip(f"contract schema {SCHEMA} is absent")
-    jsonschema = pytest.importorskip("jsonschema")
-    schema = json.loads(SCHEMA.read_text())
     frames = make_frames()
     tracks = [make_track(), make_track(ra=124.61, stacked_snr=np.nan, track_id="fast-2")]
     run = {"version": "0.1.0", "device": "cpu", "timings_s": {"load": np.float32(1.5), "x": np.nan}}
     doc = tracks_to_contract(tracks, frames=frames, run=run)
-    jsonschema.validate(doc, schema)
+    check_contract(doc)
     json.dumps(doc, allow_nan=False)  # no NaN or NumPy type anywhere
     assert doc["run"] == {"version": "0.1.0", "device": "cpu", "timings_s": {"load": 1.5}}
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
-from fastapi.responses import PlainTextResponse
+import re
+import shutil
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi.responses import FileResponse, PlainTextResponse
+
+from detectors.contract import SCHEMA_VERSION, TracksDocument
 
 from ...db import crud
 from ...db.models import ACTIVE_STATES, STATES, Job
 from ...schemas import JobList, JobPublic
 from ...status import StatusBoard
-from ..deps import BoardDep, SessionDep, SettingsDep, require_api_key
+from ..deps import BoardDep, JobIdDep, SessionDep, SettingsDep, require_api_key
 
 router = APIRouter(tags=["jobs"])
+
+#: A picture's file name: what the detailed stage writes, and nothing that walks a path.
+_IMAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\.png")
 
 #: Job events a user should see in the status (the rest is stage bookkeeping).
 NOTE_KINDS = ("skipped", "source", "cleanup", "failed", "cancelled")
@@ -22,7 +30,9 @@ def _public(job: Job, board: StatusBoard) -> JobPublic:
     state, percent, message = job.state, job.percent, ""
     if live and live.get("state") in ACTIVE_STATES:
         state = live["state"]
-        percent = float(live.get("percent", percent))
+        # Redis gets every tick, the database the highest percent so far: a
+        # stage delivered twice restarts its count in Redis, never the job's.
+        percent = max(percent, float(live.get("percent", percent)))
         message = live.get("message", "")
     return JobPublic(
         job_id=job.id,
@@ -52,8 +62,16 @@ def _job(session, job_id: str) -> Job:
     return job
 
 
+def _finished(session, job_id: str, what: str) -> Job:
+    """The job, if it is done; 409 naming its state otherwise (404 when there is none)."""
+    job = _job(session, job_id)
+    if job.state != "done":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} is {job.state}: no {what}")
+    return job
+
+
 @router.get("/status/{job_id}", response_model=JobPublic, name="job_status")
-def job_status(job_id: str, session: SessionDep, board: BoardDep):
+def job_status(job_id: JobIdDep, session: SessionDep, board: BoardDep):
     """State, percent, per-stage seconds, counts and error of a job."""
     return _public(_job(session, job_id), board)
 
@@ -75,39 +93,100 @@ def jobs(
     return JobList(total=total, offset=offset, limit=limit, jobs=[_public(j, board) for j in page])
 
 
-@router.get("/jobs/{job_id}/tracks")
-def job_tracks(job_id: str, session: SessionDep):
-    """The job's results in the shared tracks contract (``tracks.schema.json``)."""
-    job = _job(session, job_id)
+@router.get(
+    "/jobs/{job_id}/tracks",
+    response_model=TracksDocument,
+    response_model_exclude_none=True,
+    responses={409: {"description": "the job is not done (queued, running, failed, cancelled)"}},
+)
+def job_tracks(job_id: JobIdDep, session: SessionDep):
+    """The results of a finished job, in the tracks contract (``detectors/contracts``)."""
+    job = _finished(session, job_id, "tracks")
     files = sorted(job.files, key=lambda f: f.mjd or 0.0)
     field = {"ra": job.ra, "dec": job.dec, "frames": len(files)}
     if files and files[0].mjd is not None:
         field.update(mjd_start=files[0].mjd, mjd_end=files[-1].mjd)
     return {
+        "schema_version": SCHEMA_VERSION,
         "field": field,
         "tracks": crud.tracks_of(session=session, job_id=job_id),
         "run": {**job.run, "simulated": job.simulated, "state": job.state},
     }
 
 
-@router.get("/jobs/{job_id}/report.mpc", response_class=PlainTextResponse)
-def job_report(job_id: str, session: SessionDep, settings: SettingsDep):
+@router.get(
+    "/jobs/{job_id}/report.mpc",
+    response_class=PlainTextResponse,
+    responses={409: {"description": "the job is not done"}},
+)
+def job_report(job_id: JobIdDep, session: SessionDep, settings: SettingsDep):
     """The MPC 1992 80-column report of a finished job."""
-    job = _job(session, job_id)
+    _finished(session, job_id, "report")
     path = settings.job_dir(job_id) / "results" / "report.mpc"
-    if job.state != "done" or not path.exists():
-        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} is {job.state}: no report yet")
+    if not path.exists():
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has no report file")
     return PlainTextResponse(path.read_text(), media_type="text/plain")
 
 
-@router.delete("/jobs/{job_id}", response_model=JobPublic, dependencies=[Depends(require_api_key)])
-def cancel(job_id: str, session: SessionDep, board: BoardDep):
-    """Cancel a queued or running job; its files become eligible for cleanup."""
+@router.get("/jobs/{job_id}/images", response_model=list[str])
+def job_images(job_id: JobIdDep, session: SessionDep, settings: SettingsDep):
+    """Names of a finished job's pictures: ``overview.png`` and one blink strip per track."""
+    _finished(session, job_id, "images")
+    folder = settings.job_dir(job_id) / "results" / "images"
+    return sorted(p.name for p in folder.glob("*.png")) if folder.is_dir() else []
+
+
+@router.get(
+    "/jobs/{job_id}/images/{name}",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def job_image(job_id: JobIdDep, name: str, session: SessionDep, settings: SettingsDep):
+    """One picture of a finished job (names from ``GET /jobs/{id}/images``)."""
+    _finished(session, job_id, "images")
+    if not _IMAGE_NAME.fullmatch(name):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such image")
+    path = settings.job_dir(job_id) / "results" / "images" / name
+    if not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no image {name}")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/jobs/{job_id}/truth", responses={404: {"description": "not a simulated job"}})
+def job_truth(job_id: JobIdDep, session: SessionDep, settings: SettingsDep):
+    """The simulator's truth of a simulated job (what was injected), to score its tracks."""
+    job = _job(session, job_id)
+    path = settings.job_dir(job_id) / "truth.json"
+    if not job.simulated or not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} has no simulator truth")
+    return FileResponse(path, media_type="application/json")
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=JobPublic,
+    dependencies=[Depends(require_api_key)],
+    responses={204: {"description": "the finished job and its files were removed"}},
+)
+def delete(job_id: JobIdDep, session: SessionDep, board: BoardDep, settings: SettingsDep):
+    """Cancel a queued or running job (200, its state); remove a finished one (204).
+
+    A job that is done, failed or cancelled is deleted with its frames, work
+    arrays and results: afterwards every endpoint answers 404 for it. A
+    ``local`` source's frames are the user's own files and are never touched.
+    """
     job = _job(session, job_id)
     if job.state in ACTIVE_STATES:
-        crud.update_job(session=session, job_id=job_id, state="cancelled")
-        crud.add_event(
-            session=session, job_id=job_id, kind="cancelled", message="cancelled by request"
-        )
-        board.set(job_id, state="cancelled")
-    return _public(job, board)
+        if crud.update_if_active(
+            session=session,
+            job_id=job_id,
+            state="cancelled",
+            event=("cancelled", "cancelled by request"),
+        ):
+            board.set(job_id, state="cancelled")
+            session.refresh(job)
+            return _public(job, board)
+    crud.delete_job(session=session, job_id=job_id)
+    board.forget(job_id)
+    shutil.rmtree(settings.job_dir(job_id), ignore_errors=True)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

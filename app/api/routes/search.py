@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from detectors.errors import InputError
 
 from ...schemas import SearchAccepted, SearchRequest, SourceInfo
-from ...service import submit_search
+from ...service import BrokerUnavailable, submit_search
 from ...sources import SOURCES, get_source
 from ..deps import BoardDep, SessionDep, require_api_key
 
@@ -38,10 +38,8 @@ def search(
     except InputError as exc:
         field, _, message = str(exc).partition(": ")
         raise _unprocessable(field if message else "source", message or str(exc)) from None
-    except Exception as exc:  # the broker could not take the message
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"broker unavailable: {exc}"
-        ) from None
+    except BrokerUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     status_url = str(request.url_for("job_status", job_id=job.id))
     response.headers["Location"] = status_url
     return SearchAccepted(

@@ -1,0 +1,147 @@
+"""The results contract: what ``astrohunter detect`` writes and ``GET /jobs/{id}/tracks`` returns.
+
+These models are its one declaration. ``contracts/tracks.schema.json`` (the
+JSON Schema that users and other tools read) is generated from them by
+``python -m detectors.contract`` and a test keeps the committed file equal
+to what they generate, so the schema, the API's response model (shown at
+``/docs``) and the writer cannot drift apart. The document carries
+``schema_version``; additions raise the minor version, changes that break
+a reader raise the major one.
+
+Version history:
+
+- 1.0.0: the first contract (``../shared/contracts/tracks.schema.json``).
+- 1.1.0: ``schema_version``; ``origin`` per track; the ``run`` block's
+  fields documented.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "SCHEMA_PATH",
+    "SCHEMA_VERSION",
+    "FieldInfo",
+    "ObservationOut",
+    "RunInfo",
+    "TrackOut",
+    "TracksDocument",
+    "json_schema",
+    "load_schema",
+]
+
+SCHEMA_VERSION = "1.1.0"
+#: The generated JSON Schema, shipped inside the package.
+SCHEMA_PATH = Path(__file__).with_name("contracts") / "tracks.schema.json"
+
+
+class ObservationOut(BaseModel):
+    """One measurement of a track in one frame."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mjd: float = Field(description="UTC MJD at mid-exposure")
+    ra: float = Field(description="degrees, ICRS")
+    dec: float = Field(description="degrees, ICRS")
+    ra_err_arcsec: float | None = Field(None, description="1-sigma error of RA*cos(Dec)")
+    dec_err_arcsec: float | None = Field(None, description="1-sigma error of Dec")
+    mag: float | None = Field(None, description="magnitude, when the headers give a zero point")
+    snr: float | None = Field(None, description="per-frame SNR of the measurement")
+    frame: str | None = Field(None, description="source file name")
+
+
+class TrackOut(BaseModel):
+    """One moving object: its observations and its motion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="designation, valid as an MPC temporary designation")
+    observations: list[ObservationOut] = Field(
+        min_length=3, description="one per frame in which the object was measured, in time order"
+    )
+    rate_arcsec_per_hour: float | None = None
+    position_angle_deg: float | None = Field(None, description="direction of motion, east of north")
+    stacked_snr: float | None = Field(None, description="SNR of the shift-and-stacked detection")
+    origin: str | None = Field(
+        None, description="which search found it: fast (per-frame), slow or faint"
+    )
+    known_object: str | None = Field(None, description="designation of a matched known object")
+
+
+class FieldInfo(BaseModel):
+    """The searched field: centre, frames used, time span."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ra: float | None = None
+    dec: float | None = None
+    frames: int | None = None
+    mjd_start: float | None = Field(None, description="first frame's mid-exposure, UTC MJD")
+    mjd_end: float | None = Field(None, description="last frame's mid-exposure, UTC MJD")
+
+
+class RunInfo(BaseModel):
+    """How the search ran; services add ``simulated`` and the job's ``state``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: str | None = Field(None, description="AstroHunter version")
+    device: str | None = Field(None, description="cpu, or gpu with the device name")
+    options: dict[str, Any] | None = Field(None, description="the search settings used")
+    timings_s: dict[str, float] | None = Field(
+        None,
+        description="wall seconds per stage (load, align, difference, detect, link, fit, slow, "
+        "faint_search, ...) and total",
+    )
+    peak_memory_mb: float | None = None
+    reference_frame: str | None = Field(None, description="file whose pixel grid was used")
+    pixel_scale_arcsec: float | None = None
+    psf_fwhm_px: list[float] | None = Field(None, description="per frame")
+    candidates: int | None = Field(None, description="per-frame detections")
+    tracklets: int | None = Field(None, description="linked candidate groups")
+    trajectories_tested: int | None = Field(
+        None, description="faint search: start pixels x motions evaluated"
+    )
+    faint_binning: int | None = Field(None, description="faint search: start pixels binned b x b")
+    faint_threshold: float | None = Field(
+        None, description="faint search: stacked SNR, in units of each motion's noise"
+    )
+    simulated: bool | None = Field(None, description="the frames came from the simulator")
+    state: str | None = Field(None, description="services: the job's state")
+
+
+class TracksDocument(BaseModel):
+    """AstroHunter detection results: every moving object found in one image sequence."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        title="AstroHunter detection results",
+        json_schema_extra={
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://astrohunter.invalid/schemas/tracks/{SCHEMA_VERSION}",
+        },
+    )
+
+    schema_version: str = Field(SCHEMA_VERSION, description="version of this contract")
+    field: FieldInfo | None = None
+    tracks: list[TrackOut]
+    run: RunInfo | None = None
+
+
+def json_schema() -> dict[str, Any]:
+    """The contract as JSON Schema (what ``contracts/tracks.schema.json`` holds)."""
+    return TracksDocument.model_json_schema()
+
+
+def load_schema() -> dict[str, Any]:
+    """The shipped JSON Schema file."""
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+if __name__ == "__main__":  # python -m detectors.contract > detectors/contracts/tracks.schema.json
+    print(json.dumps(json_schema(), indent=2))
