@@ -5,8 +5,10 @@ Surveys are tried in order of fitness for asteroid searching: ZTF first
 -31 deg, from March 2018), then TESS (21 arcsec pixels, nearly the whole
 sky, from July 2018). A survey that does not cover the request is not
 tried; one that cannot be reached or has no usable frames is passed over.
-When none delivers, the job fails with an `InputError` naming each survey
-and why, and pointing to ``local`` (your own frames) and ``simulated``.
+When none delivers, the job fails with one sentence naming each survey
+and why, and pointing to ``local`` (your own frames) and ``simulated``,
+which work offline. A survey whose host does not resolve (no network) is
+passed over at once, without retries.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from detectors.errors import InputError
 
 from . import FetchProgress, FetchRequest, FetchResult, Source, get_source
-from .http import DiskSpaceError, SourceUnavailable
+from .http import DiskSpaceError, NoNetwork, SourceUnavailable
 from .survey import parse_window, window_text
 
 __all__ = ["AutoSource", "plan"]
@@ -60,7 +62,8 @@ class AutoSource(Source):
 
     def fetch(self, request: FetchRequest, progress: FetchProgress) -> FetchResult:
         tried, unfit = plan(request.ra, request.dec, request.options)
-        failures: list[str] = []
+        failures: list[str] = []  # full messages, kept as job notes
+        reasons: dict[str, str] = {}  # survey -> short reason, for the one-sentence error
         for name in tried:
             progress(0, 1, f"auto: trying {name}")
             try:
@@ -68,8 +71,9 @@ class AutoSource(Source):
             except DiskSpaceError:
                 raise  # no survey can download to a full disk
             except (InputError, SourceUnavailable) as exc:
-                text = str(exc)
-                failures.append(text if text.startswith(f"{name}:") else f"{name}: {text}")
+                text = str(exc).removeprefix(f"{name}: ")
+                failures.append(f"{name}: {text}")
+                reasons[name] = _short(exc)
                 continue
             result.notes.insert(
                 0,
@@ -79,14 +83,19 @@ class AutoSource(Source):
             result.source = name
             return result
         start, end = parse_window(request.options)
-        where = f"RA {request.ra:.5f} Dec {request.dec:.5f}{window_text(start, end)}"
-        parts = []
-        if failures:
-            parts.append("tried " + " | ".join(failures))
-        if unfit:
-            parts.append("not tried: " + ", ".join(unfit))
+        where = f"RA {request.ra:.4f} Dec {request.dec:.4f}{window_text(start, end)}"
+        said = [f"{name} ({why})" for name, why in reasons.items()] + unfit
         raise InputError(
-            f"auto: no survey could provide frames of {where}: {'; '.join(parts)}. "
-            "Search your own frames with source 'local' (path=...), or try AstroHunter on "
-            "source 'simulated'."
+            f"auto: no survey gave frames of {where} - tried {', '.join(said)}; "
+            "source 'local' (your own frames) and 'simulated' work offline."
         )
+
+
+def _short(exc: Exception) -> str:
+    """A few words on why a survey gave nothing (no URLs: they are in the job's notes)."""
+    if isinstance(exc, NoNetwork):
+        return "no network"
+    if isinstance(exc, SourceUnavailable):
+        return "unreachable or failing"
+    text = str(exc).split(": ", 1)[-1]
+    return text.split(";")[0].split(" (")[0][:80]

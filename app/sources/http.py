@@ -26,6 +26,7 @@ import logging
 import os
 import random
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -47,6 +48,7 @@ from ..config import Settings
 __all__ = [
     "DiskSpaceError",
     "Downloader",
+    "NoNetwork",
     "RetryPolicy",
     "SourceUnavailable",
     "check_disk",
@@ -77,6 +79,24 @@ class SourceUnavailable(ConnectionError):
 
 class DiskSpaceError(InputError):
     """Too little free disk space to download (``MIN_DISK_SPACE_GB``)."""
+
+
+class NoNetwork(InputError):
+    """The service's host name does not resolve: no network, or no DNS, here.
+
+    Not retried: waiting a few seconds does not bring a network, and a user
+    offline should hear so at once, not after a minute of backoff.
+    """
+
+
+def _unresolved(err: BaseException) -> bool:
+    """True when a connection failed on name resolution (``socket.gaierror`` in the chain)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -437,6 +457,9 @@ class Downloader:
                 errors.append(str(err))
                 retry_after = err.retry_after
             except (httpx.TransportError, httpx.DecodingError, _Incomplete) as err:
+                if _unresolved(err):
+                    host = httpx.URL(url).host
+                    raise NoNetwork(f"{self.source}: cannot resolve {host} (no network?)") from err
                 errors.append(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
             if attempt < self.policy.retries:
                 wait = self.policy.delay(attempt, retry_after)

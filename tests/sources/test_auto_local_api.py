@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -33,8 +35,31 @@ def test_auto_with_every_survey_unreachable_names_what_it_tried(make_env):
     run_job(job_id, stages=STAGES[:1])
     job = job_of(settings, job_id)
     assert job.state == "failed"
-    for word in ("auto:", "ztf:", "tess:", "ConnectError", "'local'", "'simulated'"):
+    for word in ("auto:", "ztf (", "tess (", "'local'", "'simulated'", "offline"):
         assert word in job.error, (word, job.error)
+    assert "http" not in job.error and "\n" not in job.error, job.error
+    notes = [e.message for e in job.events if e.kind == "failed"]
+    assert notes == [job.error]
+
+
+def test_auto_without_network_fails_at_once_in_one_sentence(make_env):
+    """Host names that do not resolve (no network, no DNS): no retries, no URLs, one sentence."""
+    settings = make_env(
+        ASTROHUNTER_TESSCUT_URL="http://tesscut.astrohunter-test.invalid/tesscut/api/v0.1/",
+        ASTROHUNTER_IRSA_URL="http://irsa.astrohunter-test.invalid/ibe/",
+        ASTROHUNTER_DOWNLOAD_RETRIES="4",
+        ASTROHUNTER_DOWNLOAD_BACKOFF="2",
+    )
+    job_id = submit(settings, ra=150.1, dec=20.2, source="auto")
+    started = time.monotonic()
+    run_job(job_id, stages=STAGES[:1])
+    elapsed = time.monotonic() - started
+    job = job_of(settings, job_id)
+    assert job.state == "failed" and elapsed < 10.0, (job.state, elapsed)
+    assert job.error.startswith("auto: no survey gave frames of RA 150.1000 Dec 20.2000"), job.error
+    assert "ztf (no network)" in job.error and "tess (no network)" in job.error, job.error
+    assert "'local'" in job.error and "'simulated'" in job.error and "offline" in job.error
+    assert len(job.error) < 250 and "http" not in job.error and job.error.count(". ") == 0
 
 
 def test_auto_passes_over_a_survey_without_data(make_env, archive):
