@@ -32,7 +32,7 @@ from detectors import __version__
 from detectors.config import PARAMETERS
 from detectors.errors import InputError
 
-__all__ = ["build_parser", "main", "worker_command"]
+__all__ = ["build_parser", "main", "worker_argv", "worker_command"]
 
 STAGE_LABELS = {
     "load": "Loading frames",
@@ -113,8 +113,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     show = not args.quiet
     t0 = time.perf_counter()
     paths = io.expand_paths(args.paths)
-    # The loading bar goes once done, so a bad file leaves one line: its error.
-    with _progress_bars(show, transient=True) as progress:
+    # The loading bar goes once done (and is not drawn into logs), so a bad
+    # file leaves one line: its error.
+    with _progress_bars(show and err_console.is_terminal, transient=True) as progress:
         loaded = io.load_frames(
             paths,
             bias=args.bias,
@@ -280,11 +281,16 @@ def worker_command(stage: str, *, processes: int, threads: int) -> list[str]:
     ]  # fmt: skip
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
+def worker_argv(args: argparse.Namespace) -> list[str]:
+    """``worker_command`` with the defaults filled in: one process per core for ``all``."""
     cores = os.cpu_count() or 1
     processes = args.processes or (cores if args.stage == "all" else 1)
     threads = args.threads or (2 if args.stage == "all" else 1)
-    command = worker_command(args.stage, processes=processes, threads=threads)
+    return worker_command(args.stage, processes=processes, threads=threads)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    command = worker_argv(args)
     os.execv(command[0], command)
     return 0  # not reached: exec replaces this process
 

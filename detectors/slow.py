@@ -8,7 +8,10 @@ finds sources on the mean of the frames, measures each one's windowed centroid i
 every frame, and keeps those whose motion is both significant (against the
 centroid errors) and large enough in pixels that registration and seeing
 cannot fake it. Blended sources are left out, since the centroid of a blend
-shifts with seeing, which drifts with airmass.
+shifts with seeing, which drifts with airmass, and in frames of low SNR it
+slides from one component to the other: neighbours within three FWHM, and on
+the static sky any source much more elongated than a point source or a slow
+mover can be (`MAX_ELONGATION`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from .backend import get_xp, to_numpy
 from .fit import motion_fit
 from .stats import mad_std
 from .tracks import CENTROID_FLOOR_PX, model_positions
-from .types import Differences, Mover
+from .types import FWHM_PER_SIGMA, Differences, Mover
 
 __all__ = ["find_slow_movers"]
 
@@ -34,6 +37,11 @@ MOTION_CHI2 = 40.0
 #: Smallest total motion over the sequence that counts, pixels: below it,
 #: residual registration and differential refraction could fake motion.
 MIN_SHIFT_PX = 0.6
+#: A source on the static sky whose isophotal shape has axis ratio a/b above
+#: this, with a major axis wider than ``1.2 sigma`` of the PSF, is a blend of
+#: unresolved sources (or a galaxy): an object that the median template keeps
+#: moved less than one FWHM, which stretches a point source to a/b <= 1.25.
+MAX_ELONGATION = 1.5
 
 
 def _frame_image(diffs: Differences, i: int) -> np.ndarray:
@@ -42,8 +50,14 @@ def _frame_image(diffs: Differences, i: int) -> np.ndarray:
     return np.ascontiguousarray(np.nan_to_num(image, nan=0.0), dtype=np.float32)
 
 
-def _isolated_sources(image: np.ndarray, fwhm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Isolated, unflagged sources at aperture SNR >= 6 (sep)."""
+def _isolated_sources(
+    image: np.ndarray, fwhm: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Isolated, unflagged sources at aperture SNR >= 6 (sep): x, y, and whether point-like.
+
+    Point-like: not elongated beyond `MAX_ELONGATION` with a major axis wider
+    than 1.2 PSF sigma (a blend or a galaxy is not).
+    """
     mask = ~np.isfinite(image)
     data = np.ascontiguousarray(np.nan_to_num(image), dtype=np.float32)
     noise = mad_std(image)
@@ -51,7 +65,7 @@ def _isolated_sources(image: np.ndarray, fwhm: float) -> tuple[np.ndarray, np.nd
     try:
         objs = sep.extract(data, 2.5, err=noise, mask=mask, minarea=5)
     except Exception:  # sep's object or pixel-stack limit on crowded fields
-        return np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool)
     flux, ferr, _ = sep.sum_circle(data, objs["x"], objs["y"], fwhm, err=noise, mask=mask)
     objs = objs[flux > 6 * ferr]
     x, y = objs["x"], objs["y"]
@@ -61,7 +75,10 @@ def _isolated_sources(image: np.ndarray, fwhm: float) -> tuple[np.ndarray, np.nd
     else:
         isolated = np.ones(x.size, dtype=bool)
     keep = isolated & (objs["flag"] == 0)
-    return x[keep], y[keep]
+    sigma = fwhm / FWHM_PER_SIGMA
+    a, b = objs["a"], np.maximum(objs["b"], 1e-3)
+    pointlike = ~((a / b > MAX_ELONGATION) & (a > 1.2 * sigma))
+    return x[keep], y[keep], pointlike[keep]
 
 
 def _sky_sources(diffs: Differences, fwhm: float) -> tuple[np.ndarray, np.ndarray]:
@@ -70,18 +87,19 @@ def _sky_sources(diffs: Differences, fwhm: float) -> tuple[np.ndarray, np.ndarra
     An object moving less than a PSF width survives the median template; one
     moving one to three widths is rejected by the median (it covers each
     pixel in only a few frames) but stays, smeared, in the mean. Sources
-    found in both are kept once.
+    found in both are kept once, and a blend on the static sky not at all
+    (its smeared image in the mean is the same blend).
     """
     xp = get_xp(diffs.diff)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # pixels no frame covers
         mean = to_numpy(diffs.template + xp.nanmean(diffs.diff, axis=0))
-    tx, ty = _isolated_sources(to_numpy(diffs.template), fwhm)
-    mx, my = _isolated_sources(mean, fwhm)
+    tx, ty, pointlike = _isolated_sources(to_numpy(diffs.template), fwhm)
+    mx, my, _ = _isolated_sources(mean, fwhm)
     if tx.size and mx.size:
         dist, _ = cKDTree(np.c_[tx, ty]).query(np.c_[mx, my])
         mx, my = mx[dist > 1.5], my[dist > 1.5]
-    return np.r_[tx, mx], np.r_[ty, my]
+    return np.r_[tx[pointlike], mx], np.r_[ty[pointlike], my]
 
 
 def find_slow_movers(

@@ -10,6 +10,8 @@ never pass by skipping.
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -22,6 +24,10 @@ from detectors.contract import SCHEMA_VERSION, TracksDocument, load_schema
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ASTROHUNTER_SHARED", ROOT.parent / "shared"))
 STRICT = os.environ.get("ASTROHUNTER_STRICT") == "1"
+#: Where browser tests leave their screenshots, to be looked at (git ignores out/).
+SCREENSHOTS = ROOT / "out" / "screenshots"
+#: Debian's Chromium: Playwright cannot download its own browser build here.
+CHROMIUM = os.environ.get("ASTROHUNTER_CHROMIUM", "/usr/bin/chromium")
 
 
 def need(available: bool, what: str) -> None:
@@ -62,3 +68,63 @@ def xp(request):
     import cupy
 
     return cupy
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    """Headless Chromium driven by Playwright, offline: nothing but 127.0.0.1 is reachable.
+
+    Skips (fails under ASTROHUNTER_STRICT=1) without Chromium or Playwright.
+    """
+    need(Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None, f"Chromium at {CHROMIUM}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(False, "the playwright package (pip install playwright)")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator:
+    """A fresh browser page that may only reach 127.0.0.1 (other requests are refused and
+    listed in ``page.blocked``); console errors are listed in ``page.errors``."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.blocked, page.errors = [], []
+
+    def only_local(route) -> None:
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1", "http://localhost", "data:", "blob:")):
+            route.continue_()
+        else:
+            page.blocked.append(url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    yield page
+    context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot under out/screenshots/ and return its path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

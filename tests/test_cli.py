@@ -461,3 +461,123 @@ def test_real_ztf_cutouts_without_wcs_or_time_are_refused(tmp_path):
     err = assert_input_error(proc, "no celestial WCS", "observation time")
     assert re.search(r"candid\d+\w*\.fits\.gz:", err), proc.stderr
     assert not (tmp_path / "t.json").exists()
+
+
+# --------------------------------------------------------------------------- what a new user hit
+
+
+def test_a_non_fits_file_gives_exactly_one_line_and_exit_2(tmp_path):
+    (tmp_path / "notes.fits").write_text("hello\n")
+    proc = run_cli("detect", tmp_path / "notes.fits", "--out", tmp_path / "t.json")
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: notes.fits: not a readable FITS file"), lines[0]
+    assert "ignore_missing_simple" not in lines[0] and proc.stdout == ""
+
+
+def test_a_bad_file_among_good_ones_gives_one_line(simulated, tmp_path):
+    folder = _copy_good(simulated, tmp_path / "frames")
+    (folder / "x.fits").write_text("not FITS\n")
+    (folder / "y.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "x.fits:" in lines[0] and "y.fits:" in lines[0] and "--skip-bad" in lines[0]
+
+
+def _options(parser) -> dict:
+    import argparse
+
+    return {
+        name: sub
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name, sub in action.choices.items()
+    }
+
+
+def test_every_command_and_option_has_help():
+    from app.cli import build_parser
+
+    for name, sub in _options(build_parser()).items():
+        assert sub.description, f"astrohunter {name} has no description"
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help, f"astrohunter {name} {action.option_strings or action.dest}"
+
+
+def test_search_has_the_options_the_api_has():
+    from app.cli import build_parser
+
+    search = _options(build_parser())["search"]
+    given = {s for a in search._actions for s in a.option_strings}
+    assert {"--mpc", "--cutouts", "--start", "--end", "--rate-min", "--rate-max"} <= given
+    assert {"--no-faint", "--radius-arcmin", "--seed", "--path", "--source"} <= given
+
+
+def test_options_take_defaults_and_limits_from_the_settings_table():
+    """One declaration per setting: the CLI, the API request and SearchConfig agree."""
+    from app.cli import build_parser
+    from app.schemas import SearchRequest
+    from detectors.config import PARAMETERS, SearchConfig
+
+    commands = _options(build_parser())
+    config = SearchConfig()
+    for p in PARAMETERS.values():
+        for scope, command in (("detect", "detect"), ("request", "search")):
+            if scope in p.scopes:
+                action = next(a for a in commands[command]._actions if a.dest == p.name)
+                assert action.default == p.default, (command, p.name)
+        if "engine" in p.scopes:
+            assert getattr(config, p.name) == p.default, p.name
+        if "request" in p.scopes:
+            field = SearchRequest.model_fields[p.name]
+            assert field.default == p.default, p.name
+            limits = {type(m).__name__: m for m in field.metadata}
+            if p.le is not None:
+                assert limits["Le"].le == p.le, p.name
+
+
+def test_worker_all_uses_the_machines_cores_by_default():
+    from app.cli import build_parser, worker_argv
+
+    args = build_parser().parse_args(["worker", "all"])
+    command = worker_argv(args)
+    assert command[command.index("--processes") + 1] == str(os.cpu_count())
+    one = worker_argv(build_parser().parse_args(["worker", "fast_detect", "--threads", "3"]))
+    assert one[one.index("--processes") + 1] == "1" and one[one.index("--threads") + 1] == "3"
+
+
+def test_the_tracks_table_keeps_every_column_in_80_columns(detected):
+    proc, tracks = detected
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stderr.splitlines() if line.strip().startswith("AH0")]
+    assert len(rows) == len(tracks["tracks"]) > 0
+    for row, track in zip(rows, tracks["tracks"], strict=True):
+        assert len(row) <= 80, row
+        assert f"{track['observations'][0]['dec']:+.5f}" in row, row
+
+
+def test_the_readme_demo_shows_only_real_movers_and_says_so(tmp_path):
+    """README's main command: the embedded search of the simulated demo field."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ", "REDIS"))}
+    env.update(DATA_DIR=str(tmp_path / "data"), NO_COLOR="1", ASTROHUNTER_BROKER="auto")
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.run(
+        [*COMMAND, "search", "--ra", "83.8", "--dec", "-5.4", "--source", "simulated",
+         "--out", "out/demo-tracks.json", "--mpc", "out/demo.mpc", "--cutouts", "out/pictures"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = _flat(proc.stdout)
+    assert "(SIMULATED DATA)" in out
+    found = re.search(r"found (\d+) of (\d+) movers, (\d+) false track\(s\)", out)
+    assert found, out
+    assert found.group(1) == found.group(2) and found.group(3) == "0", out
+    tracks = json.loads((tmp_path / "out" / "demo-tracks.json").read_text())
+    check_contract(tracks)
+    assert len(tracks["tracks"]) == int(found.group(1))
+    assert (tmp_path / "out" / "demo.mpc").read_text().startswith("COM SIMULATED")
+    pictures = sorted(p.name for p in (tmp_path / "out" / "pictures").iterdir())
+    assert pictures == sorted(["overview.png", *(f"{t['id']}.png" for t in tracks["tracks"])])

@@ -1,7 +1,8 @@
 """The API gateway: FastAPI app that only includes the route modules.
 
-The docs pages (``/docs``, ``/redoc``) load their scripts from the package
-(fastapi-offline ships Swagger UI and ReDoc), so they work with no network.
+The docs page (``/docs``) loads its scripts from the package (fastapi-offline
+ships Swagger UI), so it works with no network. ReDoc is off: its bundle
+still fetches a logo from a CDN.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def create_app(*, dispatch: Callable[[str], None] = _send_to_downloader) -> Fast
     settings = get_settings()
     init_db(settings.db_url)
     app = FastAPIOffline(
+        redoc_url=None,
         title="AstroHunter",
         version=__version__,
         description="Find asteroids in images of a sky position: submit a search, follow it, read its tracks.",
