@@ -251,6 +251,8 @@ def _frame_paths(paths: list[Path], frames: list) -> list[Path]:
 
 def _registered_frames(session: Session, job_id: str):
     job = crud.get_job(session=session, job_id=job_id)
+    if job is None:
+        raise Cancelled(f"job {job_id} does not exist")
     paths = [Path(f.path) for f in sorted(job.files, key=lambda f: f.mjd or 0.0)]
     if not paths:
         raise InputError(f"job {job_id} has no registered frames")

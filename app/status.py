@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -54,8 +54,11 @@ class StatusBoard:
     def configured(self) -> bool:
         return self._client is not None
 
-    def _usable(self) -> bool:
-        return self._client is not None and time.monotonic() >= self._down_until
+    def _usable(self) -> redis.Redis | None:
+        """The client, unless Redis is not configured or was found down a moment ago."""
+        if self._client is None or time.monotonic() < self._down_until:
+            return None
+        return self._client
 
     def _failed(self, exc: Exception) -> None:
         # Do not retry a dead Redis on every tick: back off for a few seconds.
@@ -64,11 +67,12 @@ class StatusBoard:
 
     def set(self, job_id: str, **fields: Any) -> None:
         """Merge ``fields`` into the job's live status."""
-        if not self._usable():
+        client = self._usable()
+        if client is None:
             return
         try:
             key = KEY.format(job_id)
-            pipe = self._client.pipeline()
+            pipe = client.pipeline()
             pipe.hset(key, mapping={k: str(v) for k, v in fields.items()})
             pipe.expire(key, TTL_S)
             pipe.execute()
@@ -77,19 +81,22 @@ class StatusBoard:
 
     def forget(self, job_id: str) -> None:
         """Drop the job's live status (it was deleted)."""
-        if not self._usable():
+        client = self._usable()
+        if client is None:
             return
         try:
-            self._client.delete(KEY.format(job_id))
+            client.delete(KEY.format(job_id))
         except redis.RedisError as exc:
             self._failed(exc)
 
     def get(self, job_id: str) -> dict[str, str] | None:
         """The job's live status, or None when Redis has none or is unreachable."""
-        if not self._usable():
+        client = self._usable()
+        if client is None:
             return None
         try:
-            return self._client.hgetall(KEY.format(job_id)) or None
+            found = cast(dict[str, str], client.hgetall(KEY.format(job_id)))
+            return found or None
         except redis.RedisError as exc:
             self._failed(exc)
             return None
@@ -97,14 +104,18 @@ class StatusBoard:
     def acquire(self, name: str, *, ttl_s: int) -> str | None:
         """Take the named lock for ``ttl_s`` seconds; a token, or None when held elsewhere."""
         token = uuid.uuid4().hex
+        if self._client is None:
+            return None
         try:
             taken = self._client.set(f"astrohunter:lock:{name}", token, nx=True, ex=ttl_s)
-        except (redis.RedisError, AttributeError):
+        except redis.RedisError:
             return None
         return token if taken else None
 
     def release(self, name: str, token: str) -> None:
         """Give back a lock taken with :meth:`acquire` (only if still ours)."""
+        if self._client is None:
+            return
         try:
             self._client.eval(_RELEASE, 1, f"astrohunter:lock:{name}", token)
         except redis.RedisError as exc:

@@ -17,7 +17,7 @@ from types import ModuleType
 import numpy as np
 from astropy.wcs import WCS
 
-from .backend import get_ndimage, map_frames
+from .backend import Array, get_ndimage, map_frames
 from .errors import InputError
 from .types import Frame
 
@@ -40,8 +40,8 @@ class Aligned:
         Index of the reference frame.
     """
 
-    images: object
-    bad: object
+    images: Array
+    bad: Array
     wcs: WCS
     ref: int
 
@@ -96,8 +96,8 @@ def _is_identity(ys: np.ndarray, xs: np.ndarray, tol: float = 1e-3) -> bool:
 
 
 def resample(
-    image: object, bad: object, ys: np.ndarray, xs: np.ndarray, xp: ModuleType
-) -> tuple[object, object]:
+    image: Array, bad: Array, ys: np.ndarray, xs: np.ndarray, xp: ModuleType
+) -> tuple[Array, Array]:
     """Resample one image and its bad-pixel mask onto the reference grid.
 
     Bad pixels are filled with the image median before the cubic spline so
@@ -116,7 +116,7 @@ def resample(
 
 
 def align_frames(
-    frames: list[Frame], bad: list[object], xp: ModuleType, *, progress=None
+    frames: list[Frame], bad: list[Array], xp: ModuleType, *, progress=None
 ) -> Aligned:
     """Put every frame on the pixel grid of the middle frame.
 

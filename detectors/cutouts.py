@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .backend import to_numpy
+from .backend import Array, to_numpy
 from .types import Differences, Track
 
 __all__ = ["LABEL_HEIGHT", "field_overlay", "track_pictures", "track_strip"]
@@ -103,7 +103,7 @@ def _to_rgb(grey: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def _stamp(image: object, x: float, y: float, size: int) -> np.ndarray:
+def _stamp(image: Array, x: float, y: float, size: int) -> np.ndarray:
     """``size`` x ``size`` float32 stamp centred on the pixel holding (x, y),
     NaN where it runs off the image; only the stamp leaves the device."""
     out = np.full((size, size), np.nan, dtype=np.float32)
@@ -295,7 +295,7 @@ def _track_strip(
     return np.asarray(image)
 
 
-def field_overlay(template: object, tracks: Sequence[Track], *, max_size: int = 1200) -> np.ndarray:
+def field_overlay(template: Array, tracks: Sequence[Track], *, max_size: int = 1200) -> np.ndarray:
     """The static sky with every track drawn on it: where the movers are.
 
     Parameters

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import sep
 
-from .backend import get_ndimage, get_xp, map_frames, to_numpy
+from .backend import Array, get_ndimage, get_xp, map_frames, to_numpy
 from .stats import box_background, mad_std, stack_median
 from .types import FWHM_PER_SIGMA, Differences
 
@@ -38,11 +38,11 @@ class Stars:
     flux: np.ndarray
 
 
-def _sep_ready(image: object) -> np.ndarray:
+def _sep_ready(image: Array) -> np.ndarray:
     return np.ascontiguousarray(np.nan_to_num(to_numpy(image), nan=0.0), dtype=np.float32)
 
 
-def measure_stars(template: object, rms: float, *, max_stars: int = 300) -> Stars:
+def measure_stars(template: Array, rms: float, *, max_stars: int = 300) -> Stars:
     """Find bright, unflagged, isolated stars on the template with sep.
 
     Parameters
@@ -69,7 +69,7 @@ def measure_stars(template: object, rms: float, *, max_stars: int = 300) -> Star
     return Stars(x=objs["x"], y=objs["y"], flux=objs["flux"])
 
 
-def _psf_sigma(image: object, stars: Stars, fallback: float) -> float:
+def _psf_sigma(image: Array, stars: Stars, fallback: float) -> float:
     """Gaussian sigma from the stars' half-light radii (r50 = 1.1774 sigma)."""
     if stars.x.size < 3:
         return fallback
@@ -82,7 +82,7 @@ def _psf_sigma(image: object, stars: Stars, fallback: float) -> float:
     return float(np.clip(np.median(r50) / math.sqrt(2 * math.log(2)), 0.5, 15.0))
 
 
-def _aperture_flux(image: object, stars: Stars, radius: float) -> np.ndarray:
+def _aperture_flux(image: Array, stars: Stars, radius: float) -> np.ndarray:
     """Aperture sums at the stars' positions; NaN where an aperture touches no-data."""
     pixels = to_numpy(image)  # one device-to-host copy, reused for the mask
     flux, _, flag = sep.sum_circle(
@@ -111,7 +111,7 @@ class _Ticker:
                 self.progress(self.done, self.total)
 
 
-def _blur(image: object, sigma: float, xp) -> object:
+def _blur(image: Array, sigma: float, xp) -> Array:
     """Gaussian blur that keeps NaN (no data) from spreading into good pixels."""
     if sigma < 0.2:
         return image
@@ -123,8 +123,8 @@ def _blur(image: object, sigma: float, xp) -> object:
 
 
 def difference_frames(
-    images: object,
-    bad: object,
+    images: Array,
+    bad: Array,
     *,
     ref: int,
     gain: float | None,

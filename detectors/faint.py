@@ -30,7 +30,7 @@ from scipy.optimize import minimize
 from scipy.special import log_ndtr, ndtri_exp
 from scipy.stats import chi2 as chi2_dist
 
-from .backend import get_ndimage, get_xp, to_numpy
+from .backend import Array, get_ndimage, get_xp, to_numpy
 from .stack import STACKERS, best_motions, sample_stack
 from .stats import local_maxima, mad_std
 from .types import FWHM_PER_SIGMA, Differences, Mover
@@ -130,7 +130,7 @@ def shift_table(motions: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.rint(motions[:, None, :] * t[None, :, None]).astype(np.int64)
 
 
-def _masked(diffs: Differences, sigma: float) -> tuple[object, object, object]:
+def _masked(diffs: Differences, sigma: float) -> tuple[Array, Array, Array]:
     """Per-frame SNR, psi and phi maps with single-frame outliers masked (zero).
 
     A faint mover never reaches ``MASK_SIGMA`` in most of its frames; what
@@ -153,7 +153,7 @@ def _masked(diffs: Differences, sigma: float) -> tuple[object, object, object]:
     )
 
 
-def _on_static_sources(diffs: Differences, sigma: float) -> object:
+def _on_static_sources(diffs: Differences, sigma: float) -> Array:
     """Pixels on stars and galaxies brighter than one frame's noise, or by a saturated core.
 
     A static source's residual changes from frame to frame with the seeing
@@ -219,7 +219,7 @@ def tail_threshold(
     return float(-s * ndtri_exp(math.log(expected) - log_a))
 
 
-def _binned(snr: object, b: int) -> object:
+def _binned(snr: Array, b: int) -> Array:
     """Sum ``b`` x ``b`` blocks of each frame's map (scaled to keep unit noise per block)."""
     if b == 1:
         return snr
@@ -235,7 +235,7 @@ def _peaks(best: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _stacked(
-    params: np.ndarray, maps: tuple[object, object], t: np.ndarray, noise: float
+    params: np.ndarray, maps: tuple[Array, Array], t: np.ndarray, noise: float
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Inverse-variance stacked SNR along a trajectory, in units of its motion's noise."""
     y0, x0, vy, vx = params
@@ -246,7 +246,7 @@ def _stacked(
 
 def _refine(
     seed: np.ndarray,
-    maps: tuple[object, object],
+    maps: tuple[Array, Array],
     t: np.ndarray,
     cfg: FaintSettings,
     step: float,

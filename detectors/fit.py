@@ -155,7 +155,16 @@ def _measure(track_xy: np.ndarray, diffs: Differences) -> _Measurement:
     """
     n = track_xy.shape[0]
     psi, phi = sample_stack(diffs.psi, diffs.phi, track_xy[:, 1], track_xy[:, 0])
-    out = _Measurement(*(np.full(n, np.nan) for _ in range(5)), psi=psi, phi=phi)
+    nan = np.full(n, np.nan)
+    out = _Measurement(
+        x=nan.copy(),
+        y=nan.copy(),
+        flux=nan.copy(),
+        snr=nan.copy(),
+        err=nan.copy(),
+        psi=psi,
+        phi=phi,
+    )
     r = max(3, math.ceil(2.5 * float(np.max(diffs.psf_sigma))))
     fwhm = diffs.fwhm
     for k in range(n):

@@ -84,11 +84,12 @@ def link_candidates(
             vel = (xy[b] - xy[a]) / dt
             hits = np.full((a.size, n), -1, dtype=np.int64)
             for k in range(n):
-                if trees[k] is None:
+                tree = trees[k]
+                if tree is None:
                     continue
                 reach = radius * max(1.0, abs(mjd[k] - mjd[i]) / dt, abs(mjd[k] - mjd[j]) / dt)
                 pred = xy[a] + vel * (mjd[k] - mjd[i])
-                _, nearest = trees[k].query(pred, distance_upper_bound=reach)
+                _, nearest = tree.query(pred, distance_upper_bound=reach)
                 found = nearest < per_frame[k].size
                 hits[found, k] = per_frame[k][nearest[found]]
             keep = (hits >= 0).sum(axis=1) >= need

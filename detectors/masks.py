@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from .backend import get_ndimage, get_xp
+from .backend import Array, get_ndimage, get_xp
 from .stats import MAD_TO_SIGMA, mad_std, stack_median
 from .types import Frame
 
 __all__ = ["defect_mask", "frame_masks", "saturation_mask"]
 
 
-def saturation_mask(image: object, level: float | None, xp: ModuleType, *, grow: int = 4) -> object:
+def saturation_mask(image: Array, level: float | None, xp: ModuleType, *, grow: int = 4) -> Array:
     """Pixels at or above ``level``, grown by ``grow`` pixels (empty when unknown)."""
     if level is None:
         return xp.zeros(image.shape, dtype=bool)
@@ -31,8 +31,8 @@ def saturation_mask(image: object, level: float | None, xp: ModuleType, *, grow:
 
 
 def defect_mask(
-    native: object, *, hot_sigma: float = 6.0, column_sigma: float = 5.0, block: int = 64
-) -> object:
+    native: Array, *, hot_sigma: float = 6.0, column_sigma: float = 5.0, block: int = 64
+) -> Array:
     """Hot pixels and bad (hot or cold) column segments from a native-pixel stack.
 
     Parameters
@@ -76,7 +76,7 @@ def defect_mask(
     return hot | columns
 
 
-def frame_masks(frames: list[Frame], native: list[object], xp: ModuleType) -> list[object]:
+def frame_masks(frames: list[Frame], native: list[Array], xp: ModuleType) -> list[Array]:
     """Per-frame bad-pixel masks in each frame's own pixels.
 
     Combines no-data pixels, the file's own data-quality mask, saturated

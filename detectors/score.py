@@ -309,8 +309,8 @@ def summarize(scores: Sequence[FieldScore]) -> dict[str, Any]:
         )
     snr50, bound = _snr_at_50(bins)
     strong = snr >= 5.0
-    residuals = [o.residuals_arcsec for s in scores for o in s.objects]
-    high = [o.residuals_arcsec for s in scores for o in s.objects if o.snr >= 10.0]
+    matched = [o.residuals_arcsec for s in scores for o in s.objects]
+    bright = [o.residuals_arcsec for s in scores for o in s.objects if o.snr >= 10.0]
     n_fields = len(scores)
     false_tracks = sum(s.false_tracks for s in scores)
     duplicates = sum(s.duplicates for s in scores)
@@ -325,9 +325,9 @@ def summarize(scores: Sequence[FieldScore]) -> dict[str, Any]:
         "duplicates": duplicates,
         "false_tracks_per_field": false_tracks / n_fields if n_fields else None,
         "duplicates_per_field": duplicates / n_fields if n_fields else None,
-        "astrometric_rms_arcsec": _rms(residuals),
-        "astrometric_rms_arcsec_snr_ge_10": _rms(high),
-        "n_matched_observations": sum(len(r) for r in residuals),
+        "astrometric_rms_arcsec": _rms(matched),
+        "astrometric_rms_arcsec_snr_ge_10": _rms(bright),
+        "n_matched_observations": sum(len(r) for r in matched),
     }
 
 
@@ -405,7 +405,8 @@ def completeness_by(
     rate = np.array([o.rate_arcsec_per_hour for o in objects], dtype=float)
     rec = np.array([o.recovered for o in objects], dtype=bool)
     value = snr if by == "snr" else rate
-    ideal = same_night = None
+    ideal: np.ndarray | None = None
+    same_night: np.ndarray | None = None
     if n_frames is not None and ideal_threshold is not None:
         ideal = ideal_findable(snr, n_frames=n_frames, threshold=ideal_threshold)
         efficiency = np.array([o.same_night_efficiency for o in objects], dtype=float)
@@ -425,7 +426,7 @@ def completeness_by(
             "mean": float(value[inside].mean()) if present else None,
             "mean_snr": float(snr[inside].mean()) if present else None,
         }
-        if ideal is not None:
+        if ideal is not None and same_night is not None:
             findable = inside & ideal
             n_findable = int(findable.sum())
             row.update(

@@ -339,8 +339,8 @@ def simulate_field(
             n_mean=cosmic_rays_per_mpix_min * height * width / 1e6 * exptime_s / 60.0,
         )
         idx, w = np.concatenate([idx, c_idx, hot_index]), np.concatenate([w, c_w, hot_e])
-        expected = np.bincount(idx, weights=w, minlength=height * width).reshape(shape)
-        expected = expected.astype(np.float32) + sky_at(k, yy, xx).astype(np.float32)
+        deposited = np.bincount(idx, weights=w, minlength=height * width).reshape(shape)
+        expected = deposited.astype(np.float32) + sky_at(k, yy, xx).astype(np.float32)
         for col, row0, hot_level_e in bad_columns:
             expected[row0:, col] += hot_level_e  # 0 for a dead column
         image = _add_noise(noise_rng, expected, read_noise_e) if noise else expected

@@ -50,9 +50,7 @@ def _frame_image(diffs: Differences, i: int) -> np.ndarray:
     return np.ascontiguousarray(np.nan_to_num(image, nan=0.0), dtype=np.float32)
 
 
-def _isolated_sources(
-    image: np.ndarray, fwhm: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _isolated_sources(image: np.ndarray, fwhm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Isolated, unflagged sources at aperture SNR >= 6 (sep): x, y, and whether point-like.
 
     Point-like: not elongated beyond `MAX_ELONGATION` with a major axis wider

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import get_xp, to_numpy
+from .backend import Array, get_xp, to_numpy
 
 __all__ = ["STACKERS", "best_motions", "sample_stack"]
 
 
 def sample_stack(
-    psi: object, phi: object, y: np.ndarray, x: np.ndarray
+    psi: Array, phi: Array, y: np.ndarray, x: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear samples of ``psi[k]`` and ``phi[k]`` at ``(y[k], x[k])`` for every frame.
 
@@ -73,7 +73,7 @@ def _valid_starts(shifts: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(np.c_[low[:, 0], high[:, 0], low[:, 1], high[:, 1]], dtype=np.int64)
 
 
-def _stack_xp(snr: object, shifts: np.ndarray, *, progress=None) -> tuple[object, np.ndarray]:
+def _stack_xp(snr: Array, shifts: np.ndarray, *, progress=None) -> tuple[Array, np.ndarray]:
     """The search (see :data:`STACKERS`) with whole-image array operations, on NumPy or CuPy."""
     xp = get_xp(snr)
     n, h, w = snr.shape
@@ -84,9 +84,9 @@ def _stack_xp(snr: object, shifts: np.ndarray, *, progress=None) -> tuple[object
     for m, (y0, y1, x0, x1) in enumerate(_valid_starts(shifts, h, w)):
         if y1 <= y0 or x1 <= x0:
             continue
-        sums = 0.0
+        sums = xp.zeros_like(snr[0, y0:y1:stride, x0:x1])
         for k, (dy, dx) in enumerate(shifts[m]):
-            sums = sums + snr[k, y0 + dy : y1 + dy : stride, x0 + dx : x1 + dx]
+            sums += snr[k, y0 + dy : y1 + dy : stride, x0 + dx : x1 + dx]
         sums = sums[xp.abs(sums) < limit]
         if sums.size >= 100:
             noise[m] = float(xp.sqrt(xp.mean(sums * sums)))
@@ -109,7 +109,7 @@ def _stack_xp(snr: object, shifts: np.ndarray, *, progress=None) -> tuple[object
 
 
 def best_motions(
-    snr: object, shifts: np.ndarray, scale: np.ndarray, y: np.ndarray, x: np.ndarray
+    snr: Array, shifts: np.ndarray, scale: np.ndarray, y: np.ndarray, x: np.ndarray
 ) -> np.ndarray:
     """For each start pixel ``(y[i], x[i])``, the index of the motion with the largest scaled sum.
 
@@ -150,7 +150,7 @@ STACKERS = {"xp": _stack_xp}
 try:
     import numba
 except ImportError:  # the xp implementation covers the CPU too, only slower
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 if numba is not None:
 

@@ -11,14 +11,14 @@ from types import ModuleType
 
 import numpy as np
 
-from .backend import get_ndimage, get_xp
+from .backend import Array, get_ndimage, get_xp
 
 __all__ = ["box_background", "local_maxima", "mad_std", "stack_median", "windows"]
 
 MAD_TO_SIGMA = 1.4826
 
 
-def stack_median(stack: object) -> tuple[object, object]:
+def stack_median(stack: Array) -> tuple[Array, Array]:
     """Median over axis 0 of an (N, H, W) stack, ignoring NaN.
 
     Returns
@@ -39,7 +39,7 @@ def stack_median(stack: object) -> tuple[object, object]:
     return xp.where(count > 0, med, xp.nan).astype(xp.float32), count
 
 
-def mad_std(values: object) -> float:
+def mad_std(values: Array) -> float:
     """Robust standard deviation (1.4826 x median absolute deviation) of finite values."""
     xp = get_xp(values)
     v = values[xp.isfinite(values)]
@@ -48,7 +48,7 @@ def mad_std(values: object) -> float:
     return float(MAD_TO_SIGMA * xp.median(xp.abs(v - xp.median(v))))
 
 
-def _coarse(image: object, box: int, xp: ModuleType) -> tuple[object, object]:
+def _coarse(image: Array, box: int, xp: ModuleType) -> tuple[Array, Array]:
     """Median and robust sigma of each ``box`` x ``box`` cell (NaN ignored).
 
     Every other pixel of a cell in each direction is enough for a robust
@@ -74,7 +74,7 @@ def _coarse(image: object, box: int, xp: ModuleType) -> tuple[object, object]:
     return med, sig
 
 
-def _fill_nan(coarse: object, xp: ModuleType) -> object:
+def _fill_nan(coarse: Array, xp: ModuleType) -> Array:
     """Give NaN cells (blank regions) the value of the nearest good cell."""
     good = xp.isfinite(coarse)
     if bool(good.all()) or not bool(good.any()):
@@ -85,7 +85,7 @@ def _fill_nan(coarse: object, xp: ModuleType) -> object:
     return coarse[tuple(nearest)]
 
 
-def _interp_matrix(n: int, cells: int, box: int, xp: ModuleType) -> object:
+def _interp_matrix(n: int, cells: int, box: int, xp: ModuleType) -> Array:
     """(n, cells) weights that linearly interpolate cell centres to every pixel."""
     pos = np.clip((np.arange(n) + 0.5) / box - 0.5, 0, cells - 1)
     lo = np.minimum(np.floor(pos).astype(int), max(cells - 2, 0))
@@ -97,7 +97,7 @@ def _interp_matrix(n: int, cells: int, box: int, xp: ModuleType) -> object:
     return xp.asarray(m)
 
 
-def box_background(image: object, *, box: int = 64) -> tuple[object, object]:
+def box_background(image: Array, *, box: int = 64) -> tuple[Array, Array]:
     """Smooth background and noise maps, as SExtractor and sep build them.
 
     The image is cut into ``box``-pixel cells; each cell's sigma-clipped

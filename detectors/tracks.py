@@ -59,6 +59,7 @@ def model_positions(
         dof = max(2 * t.size - 2 * (degree + 1), 1)
         if best is None or best[0] - chi2 > 25.0:
             best = (chi2, dof, a, cov, cx, cy)
+    assert best is not None  # t.size >= 3: the line was fitted
     chi2, dof, a, cov, cx, cy = best
     if chi2 / dof > 4.0:
         return x, y, err

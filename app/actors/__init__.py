@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
@@ -26,7 +27,7 @@ __all__ = ["ACTOR_OPTIONS", "broker", "context", "run_stage"]
 log = logging.getLogger(__name__)
 
 #: Retries and limits shared by the stage actors (milliseconds).
-ACTOR_OPTIONS = {
+ACTOR_OPTIONS: dict[str, Any] = {
     "max_retries": 3,
     "min_backoff": 1_000,
     "max_backoff": 60_000,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import CursorResult, case, delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from .models import ACTIVE_STATES, Event, FileRecord, Job, Observation, TrackRecord
@@ -114,7 +114,7 @@ def update_if_active(
     result = session.execute(
         update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE_STATES)).values(**fields)
     )
-    written = result.rowcount == 1
+    written = cast(CursorResult, result).rowcount == 1
     if written and event is not None:
         session.add(Event(job_id=job_id, kind=event[0], message=event[1]))
     session.commit()
@@ -197,7 +197,7 @@ def tracks_of(*, session: Session, job_id: str) -> list[dict[str, Any]]:
         # A row written before the contract's 1.1: rebuilt from its columns.
         observations = []
         for o in r.observations:
-            obs = {"mjd": o.mjd, "ra": o.ra, "dec": o.dec}
+            obs: dict[str, Any] = {"mjd": o.mjd, "ra": o.ra, "dec": o.dec}
             for name in ("ra_err_arcsec", "dec_err_arcsec"):
                 if getattr(o, name) is not None:
                     obs[name] = getattr(o, name)

@@ -90,6 +90,7 @@ def window_text(start: float | None, end: float | None) -> str:
     if start is None and end is None:
         return ""
     if start is None:
+        assert end is not None
         return f" before {iso(end)} UTC"
     if end is None:
         return f" after {iso(start)} UTC"

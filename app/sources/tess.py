@@ -114,7 +114,7 @@ class TessSource(SurveySource):
         if start is None and end is None:
             return [sectors[-1]], f"the latest of {len(sectors)} sectors"
         # Sector dates are only estimated here; the cube's own times decide.
-        target = estimated_sector(start if start is not None else end)
+        target = estimated_sector(start if start is not None else float(end or 0.0))
         near = sorted((s for s in sectors if abs(s - target) <= 1), key=lambda s: abs(s - target))
         if not near:
             raise InputError(

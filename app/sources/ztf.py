@@ -23,6 +23,7 @@ their proprietary period need an IRSA login, which this source does not do.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections import defaultdict
@@ -84,7 +85,8 @@ def cutout_path(row: Any) -> str:
 
 
 def _separation_deg(ra1: Any, dec1: Any, ra2: float, dec2: float) -> np.ndarray:
-    r1, d1, r2, d2 = map(np.radians, (np.asarray(ra1, float), np.asarray(dec1, float), ra2, dec2))
+    r1, d1 = np.radians(np.asarray(ra1, float)), np.radians(np.asarray(dec1, float))
+    r2, d2 = np.radians(ra2), np.radians(dec2)
     cos = np.sin(d1) * np.sin(d2) + np.cos(d1) * np.cos(d2) * np.cos(r1 - r2)
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
@@ -247,7 +249,7 @@ class ZtfSource(SurveySource):
                     "gzip": "false",
                 },
                 validate=validate_fits,
-                on_bytes=lambda done, total, n=name: bar.bytes(done, total, label=f" {n}"),
+                on_bytes=functools.partial(bar.bytes, label=f" {name}"),
             )
             _fix_header(target, row)
             names.append(name)

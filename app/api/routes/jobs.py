@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import FileResponse, PlainTextResponse
@@ -103,7 +104,7 @@ def job_tracks(job_id: JobIdDep, session: SessionDep):
     """The results of a finished job, in the tracks contract (``detectors/contracts``)."""
     job = _finished(session, job_id, "tracks")
     files = sorted(job.files, key=lambda f: f.mjd or 0.0)
-    field = {"ra": job.ra, "dec": job.dec, "frames": len(files)}
+    field: dict[str, Any] = {"ra": job.ra, "dec": job.dec, "frames": len(files)}
     if files and files[0].mjd is not None:
         field.update(mjd_start=files[0].mjd, mjd_end=files[-1].mjd)
     return {
