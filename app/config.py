@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     download_retries: int = Field(4, ge=0, alias="ASTROHUNTER_DOWNLOAD_RETRIES")
     download_backoff_s: float = Field(2.0, ge=0, alias="ASTROHUNTER_DOWNLOAD_BACKOFF")
     source_concurrency: int = Field(2, ge=1, alias="ASTROHUNTER_SOURCE_CONCURRENCY")
+    # Bounds on what one job, one request or one broker can do to a service.
+    job_memory_gb: float = Field(6.0, gt=0, alias="ASTROHUNTER_JOB_MEMORY_GB")
+    max_deliveries: int = Field(4, ge=1, alias="ASTROHUNTER_MAX_DELIVERIES")
+    publish_timeout_s: float = Field(5.0, gt=0, alias="ASTROHUNTER_PUBLISH_TIMEOUT")
+    redispatch_after_s: float = Field(30.0, gt=0, alias="ASTROHUNTER_REDISPATCH_AFTER")
 
     @property
     def local_roots(self) -> list[str]:

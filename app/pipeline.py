@@ -28,10 +28,21 @@ from .config import Settings
 from .db import crud
 from .db.base import session_factory
 from .db.models import ACTIVE_STATES
+from .disk import check_disk
 from .sources import FetchRequest, get_source
 from .status import StatusBoard
 
-__all__ = ["STAGES", "Cancelled", "Context", "detailed", "download", "fail", "fast", "ingest"]
+__all__ = [
+    "STAGES",
+    "Cancelled",
+    "Context",
+    "GiveUp",
+    "detailed",
+    "download",
+    "fail",
+    "fast",
+    "ingest",
+]
 
 #: Each stage's state name and the share of the job's percent it covers.
 STAGES = {
@@ -52,6 +63,10 @@ DB_PROGRESS_EVERY_S = 2.0
 
 class Cancelled(Exception):
     """The job was cancelled (or already finished): stop without error."""
+
+
+class GiveUp(Exception):
+    """Running the stage again cannot help: fail the job with this message."""
 
 
 @dataclass
@@ -82,6 +97,16 @@ class _Stage:
         if job.state not in ACTIVE_STATES:
             raise Cancelled(f"job {job_id} is {job.state}")
         self.job = job
+        # Each delivery of this stage wrote a "started" event. A worker that
+        # died mid-stage (killed, out of memory) leaves no other trace, and
+        # Dramatiq's retry count only counts exceptions: count deliveries here.
+        runs = crud.count_events(session=session, job_id=job_id, message=f"{self.state} started")
+        if runs >= ctx.settings.max_deliveries:
+            raise GiveUp(
+                f"the {self.state} stage was started {runs} times and never finished: its "
+                "worker died each time (killed, or out of memory?); not tried again"
+            )
+        check_disk(ctx.settings.data_dir, ctx.settings.min_disk_space_gb)
         if not crud.update_if_active(
             session=session,
             job_id=job_id,

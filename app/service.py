@@ -1,15 +1,23 @@
-"""Submitting a search: shared by ``POST /search`` and ``astrohunter search``."""
+"""Submitting a search: shared by ``POST /search`` and every client of it.
+
+The job is saved, then its first message is sent through a `Dispatcher`
+(bounded in time); a job the broker refuses is removed, so a refused search
+leaves nothing behind. A repeat of a search that is running returns that
+job - and if that job was saved but never sent (its API died in between),
+the repeat sends it.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
 from detectors.errors import InputError
 
+from .config import Settings
 from .db import crud
 from .db.models import Job
+from .disk import check_disk
+from .dispatch import BrokerUnavailable, Dispatcher, claim, mark_sent
 from .schemas import SearchRequest
 from .sources import SOURCES, get_source
 from .status import StatusBoard
@@ -17,30 +25,35 @@ from .status import StatusBoard
 __all__ = ["BrokerUnavailable", "submit_search"]
 
 
-class BrokerUnavailable(RuntimeError):
-    """The job could not be handed to the broker; nothing was kept of it."""
-
-
 def submit_search(
     body: SearchRequest,
     *,
     session: Session,
+    settings: Settings,
     board: StatusBoard,
-    dispatch: Callable[[str], None],
+    dispatch: Dispatcher,
 ) -> tuple[Job, bool]:
     """Queue a search, or return the identical one already running.
+
+    Returns
+    -------
+    job, created : Job, bool
 
     Raises
     ------
     InputError
         ``"field: message"`` for an unknown source or options it refuses.
+    DiskSpaceError
+        Free space is below ``MIN_DISK_SPACE_GB`` (checked before the
+        source's options, so it is not taken for a bad request).
     BrokerUnavailable
-        The broker did not take the message; the job was not kept.
+        The broker did not take the message; a new job was not kept.
     """
     if body.source not in SOURCES:
         raise InputError(
             f"source: unknown source {body.source!r}; known: {', '.join(sorted(SOURCES))}"
         )
+    check_disk(settings.data_dir, settings.min_disk_space_gb)
     source = get_source(body.source)
     source.validate(body.params())
     job, created = crud.create_or_get_job(
@@ -50,15 +63,22 @@ def submit_search(
         source=body.source,
         params=body.params(),
         simulated=source.simulated,
+        hold_s=settings.redispatch_after_s,
     )
-    if created:
-        board.set(job.id, state="queued", percent=0.0, message="")
+    orphan = (
+        not created
+        and job.state == "queued"
+        and job.dispatched_at is None
+        and claim(session=session, job_id=job.id, hold_s=settings.redispatch_after_s)
+    )
+    if created or orphan:
         try:
             dispatch(job.id)
-        except Exception as exc:  # whatever the broker client raised: the message is not sent
-            # Refused, not failed: the job never existed for the user, so it
-            # must not sit in the job list (nor block a repeat of the search).
-            crud.delete_job(session=session, job_id=job.id)
-            board.forget(job.id)
-            raise BrokerUnavailable(f"broker unavailable: {type(exc).__name__}: {exc}") from exc
+        except BrokerUnavailable:
+            if created:  # refused, not failed: it never existed for the user
+                crud.delete_job(session=session, job_id=job.id)
+            raise
+        mark_sent(session=session, job_id=job.id)
+        board.set(job.id, state="queued", percent=0.0, message="")
+        session.refresh(job)
     return job, created

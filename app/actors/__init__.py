@@ -2,9 +2,10 @@
 
 ``run_stage`` is what every actor does: run its pipeline stage for a job
 and hand the job to the next queue. Bad data (``InputError``) fails the job
-at once with its message; other errors are retried with backoff by
-Dramatiq, and fail the job when the retries run out. Messages carry only the
-job id.
+at once with its message; so does a stage delivered too often without
+finishing (`pipeline.GiveUp`: its worker died each time). Other errors are
+retried with backoff by Dramatiq, and fail the job when the retries run out.
+Messages carry only the job id.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def run_stage(
     except pipeline.Cancelled as exc:
         log.info("%s", exc)
         return
-    except InputError as exc:
+    except (InputError, pipeline.GiveUp) as exc:
         pipeline.fail(ctx, job_id, str(exc))
         return
     except Exception as exc:

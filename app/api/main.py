@@ -7,7 +7,10 @@ still fetches a logo from a CDN.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,8 +19,10 @@ from fastapi_offline import FastAPIOffline
 
 from detectors import __version__
 
-from ..config import get_settings
-from ..db.base import init_db
+from ..broker import probe
+from ..config import Settings, get_settings
+from ..db.base import init_db, session_factory
+from ..dispatch import Dispatcher, resend_orphans
 from ..status import StatusBoard
 from .routes import health, jobs, search, storage
 
@@ -25,6 +30,10 @@ __all__ = ["MAX_BODY_BYTES", "create_app"]
 
 #: Largest request body accepted; a search request is a few hundred bytes.
 MAX_BODY_BYTES = 64 * 1024
+#: Seconds between the API's background checks (broker probe, unsent jobs).
+WATCH_EVERY_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 class BodySizeLimit:
@@ -92,11 +101,54 @@ def _send_to_downloader(job_id: str) -> None:
     download.send(job_id)
 
 
+class _Watch:
+    """The API's background checks, every `WATCH_EVERY_S` seconds in one thread.
+
+    The broker's health is probed here, never on a request, so ``/health``
+    answers at once even while RabbitMQ blocks publishers; and jobs saved
+    but never sent (their API died in between) are sent again.
+    """
+
+    def __init__(self, settings: Settings, dispatch: Dispatcher) -> None:
+        self.settings, self.dispatch = settings, dispatch
+        self.broker: tuple[bool, str] = probe(settings)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="astrohunter-watch", daemon=True)
+
+    def once(self) -> None:
+        self.broker = probe(self.settings)
+        try:
+            with session_factory(self.settings.db_url)() as session:
+                resend_orphans(
+                    session=session, dispatch=self.dispatch, hold_s=self.settings.redispatch_after_s
+                )
+        except Exception:  # the database may be down for a moment: try again next round
+            log.exception("could not look for unsent jobs")
+
+    def _run(self) -> None:
+        while not self._stop.wait(WATCH_EVERY_S):
+            self.once()
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        self.once()
+        self._thread.start()
+        yield
+        self._stop.set()
+
+
 def create_app(*, dispatch: Callable[[str], None] = _send_to_downloader) -> FastAPI:
-    """The API; ``dispatch(job_id)`` starts a queued job (the downloader actor by default)."""
+    """The API; ``dispatch(job_id)`` sends a queued job's first message (the downloader actor).
+
+    Sends are bounded in time (`app.dispatch.Dispatcher`); a background
+    thread probes the broker and sends jobs whose first message was lost.
+    """
     settings = get_settings()
     init_db(settings.db_url)
+    dispatcher = Dispatcher(dispatch, timeout_s=settings.publish_timeout_s)
+    watch = _Watch(settings, dispatcher)
     app = FastAPIOffline(
+        lifespan=watch.lifespan,
         redoc_url=None,
         title="AstroHunter",
         version=__version__,
@@ -105,7 +157,8 @@ def create_app(*, dispatch: Callable[[str], None] = _send_to_downloader) -> Fast
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _unprocessable)
     app.state.board = StatusBoard(settings)
-    app.state.dispatch = dispatch
+    app.state.dispatch = dispatcher
+    app.state.watch = watch
     for module in (search, jobs, health, storage):
         app.include_router(module.router)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -14,6 +15,7 @@ from .models import ACTIVE_STATES, Event, FileRecord, Job, Observation, TrackRec
 
 __all__ = [
     "add_event",
+    "count_events",
     "create_or_get_job",
     "delete_job",
     "get_job",
@@ -37,9 +39,20 @@ def search_key(*, ra: float, dec: float, source: str, params: dict[str, Any]) ->
 
 
 def create_or_get_job(
-    *, session: Session, ra: float, dec: float, source: str, params: dict[str, Any], simulated: bool
+    *,
+    session: Session,
+    ra: float,
+    dec: float,
+    source: str,
+    params: dict[str, Any],
+    simulated: bool,
+    hold_s: float = 30.0,
 ) -> tuple[Job, bool]:
     """The running job with these parameters, or a new queued one.
+
+    A new job is saved holding its dispatch lease for ``hold_s`` seconds
+    (`app.dispatch`): the caller sends it. A running job is returned as it is
+    (`app.service` sends it again when its first message was never confirmed).
 
     Returns
     -------
@@ -47,11 +60,22 @@ def create_or_get_job(
     """
     key = search_key(ra=ra, dec=dec, source=source, params=params)
     running = session.scalars(
-        select(Job).where(Job.params_key == key, Job.state.in_(ACTIVE_STATES)).limit(1)
+        select(Job)
+        .where(Job.params_key == key, Job.state.in_(ACTIVE_STATES))
+        .order_by(Job.created_at.desc())
+        .limit(1)
     ).first()
     if running is not None:
         return running, False
-    job = Job(ra=ra, dec=dec, source=source, params=params, params_key=key, simulated=simulated)
+    job = Job(
+        ra=ra,
+        dec=dec,
+        source=source,
+        params=params,
+        params_key=key,
+        simulated=simulated,
+        dispatch_lease=time.time() + hold_s,
+    )
     session.add(job)
     session.flush()
     session.add(
@@ -124,6 +148,14 @@ def update_if_active(
 def add_event(*, session: Session, job_id: str, kind: str, message: str = "") -> None:
     session.add(Event(job_id=job_id, kind=kind, message=message))
     session.commit()
+
+
+def count_events(*, session: Session, job_id: str, message: str) -> int:
+    """How many of a job's events say ``message`` (e.g. how often a stage started)."""
+    count = session.scalar(
+        select(func.count()).where(Event.job_id == job_id, Event.message == message)
+    )
+    return int(count or 0)
 
 
 def delete_job(*, session: Session, job_id: str) -> bool:

@@ -68,6 +68,13 @@ class Job(Base):
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
     run: Mapped[dict] = mapped_column(JSON, default=dict)
     frames_cleaned: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When the broker confirmed the job's first message (None: not sent yet).
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    #: Until when (Unix seconds) one API process holds the right to send it: an
+    #: API that dies between saving the job and sending it lets the lease lapse.
+    dispatch_lease: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     files: Mapped[list[FileRecord]] = relationship(
         back_populates="job", cascade="all, delete-orphan"

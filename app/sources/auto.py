@@ -17,8 +17,9 @@ from typing import Any
 
 from detectors.errors import InputError
 
+from ..disk import DiskSpaceError
 from . import FetchProgress, FetchRequest, FetchResult, Source, get_source
-from .http import DiskSpaceError, NoNetwork, SourceUnavailable
+from .http import NoNetwork, SourceUnavailable
 from .survey import parse_window, window_text
 
 __all__ = ["AutoSource", "plan"]

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import random
-import shutil
 import socket
 import tempfile
 import threading
@@ -44,14 +43,13 @@ from detectors import __version__
 from detectors.errors import InputError
 
 from ..config import Settings
+from ..disk import check_disk
 
 __all__ = [
-    "DiskSpaceError",
     "Downloader",
     "NoNetwork",
     "RetryPolicy",
     "SourceUnavailable",
-    "check_disk",
     "validate_fits",
     "validate_zip",
 ]
@@ -75,10 +73,6 @@ class SourceUnavailable(ConnectionError):
     Transient by nature: the download actor lets Dramatiq retry the job
     later, and ``auto`` moves on to the next survey.
     """
-
-
-class DiskSpaceError(InputError):
-    """Too little free disk space to download (``MIN_DISK_SPACE_GB``)."""
 
 
 class NoNetwork(InputError):
@@ -126,36 +120,6 @@ class RetryPolicy:
 
 
 # --------------------------------------------------------------------------- disk
-
-
-def check_disk(path: Path, min_free_gb: float, *, need_bytes: int = 0) -> None:
-    """Refuse to download when the disk holding ``path`` is (nearly) full.
-
-    Parameters
-    ----------
-    path : Path
-        Where the files will go (need not exist yet).
-    min_free_gb : float
-        Free space to keep, in GB (``MIN_DISK_SPACE_GB``).
-    need_bytes : int, keyword-only
-        Size of the file about to be written, when known.
-
-    Raises
-    ------
-    DiskSpaceError
-        When less than ``min_free_gb`` would remain.
-    """
-    probe = Path(path).resolve()
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free - need_bytes < min_free_gb * 1e9:
-        extra = f" after this {need_bytes / 1e9:.2f} GB file" if need_bytes else ""
-        raise DiskSpaceError(
-            f"not enough free disk space to download: {free / 1e9:.2f} GB free in {probe}, "
-            f"and MIN_DISK_SPACE_GB={min_free_gb:g} must stay free{extra}. Free some space "
-            "(astrohunter cleanup removes old jobs' frames) or lower MIN_DISK_SPACE_GB."
-        )
 
 
 # --------------------------------------------------------------------------- validation

@@ -20,9 +20,10 @@ from astropy.time import Time
 from detectors.errors import InputError
 
 from ..config import get_settings
+from ..disk import check_disk
 from . import FetchProgress, FetchRequest, FetchResult, Source
 from .cache import Cache, cache_key, link_into
-from .http import Downloader, check_disk
+from .http import Downloader
 
 __all__ = ["Delivery", "FileProgress", "SurveySource", "parse_window"]
 

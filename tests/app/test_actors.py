@@ -25,6 +25,7 @@ from app.api.main import create_app
 from app.db import crud
 from app.db.base import session_factory
 from app.db.models import Event, FileRecord, Observation, TrackRecord
+from app.dispatch import Dispatcher
 from app.schemas import SearchRequest
 from app.service import submit_search
 from app.status import StatusBoard
@@ -40,7 +41,11 @@ def _submit(settings, dispatch=download.send, **body) -> str:
     request = SearchRequest(**{**FIELD, **body})
     with session_factory(settings.db_url)() as session:
         job, created = submit_search(
-            request, session=session, board=StatusBoard(settings), dispatch=dispatch
+            request,
+            session=session,
+            settings=settings,
+            board=StatusBoard(settings),
+            dispatch=Dispatcher(dispatch, timeout_s=settings.publish_timeout_s),
         )
     assert created
     return job.id

@@ -13,14 +13,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from app.sources.http import (
-    DiskSpaceError,
-    Downloader,
-    RetryPolicy,
-    SourceUnavailable,
-    check_disk,
-    validate_fits,
-)
+from app.disk import DiskSpaceError, check_disk
+from app.sources.http import Downloader, RetryPolicy, SourceUnavailable, validate_fits
 from detectors.errors import InputError
 
 from .archive import ZtfArchive, ztf_field

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from detectors.errors import InputError
 
+from ...disk import DiskSpaceError
 from ...schemas import SearchAccepted, SearchRequest, SourceInfo
 from ...service import BrokerUnavailable, submit_search
 from ...sources import SOURCES, get_source
-from ..deps import BoardDep, SessionDep, require_api_key
+from ..deps import BoardDep, SessionDep, SettingsDep, require_api_key
 
 router = APIRouter(tags=["search"])
 
@@ -28,18 +29,27 @@ def _unprocessable(field: str, message: str) -> HTTPException:
     dependencies=[Depends(require_api_key)],
 )
 def search(
-    body: SearchRequest, request: Request, response: Response, session: SessionDep, board: BoardDep
+    body: SearchRequest,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    board: BoardDep,
+    settings: SettingsDep,
 ):
     """Queue a search of the field at (ra, dec); the same search while one runs returns that one."""
     try:
         job, created = submit_search(
-            body, session=session, board=board, dispatch=request.app.state.dispatch
+            body,
+            session=session,
+            settings=settings,
+            board=board,
+            dispatch=request.app.state.dispatch,
         )
+    except (BrokerUnavailable, DiskSpaceError) as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     except InputError as exc:
         field, _, message = str(exc).partition(": ")
         raise _unprocessable(field if message else "source", message or str(exc)) from None
-    except BrokerUnavailable as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     status_url = str(request.url_for("job_status", job_id=job.id))
     response.headers["Location"] = status_url
     return SearchAccepted(
