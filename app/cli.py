@@ -288,6 +288,50 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_orbits(args: argparse.Namespace) -> int:
+    """``astrohunter orbits update``: MPCORB and the observatory codes into DATA_DIR/catalog."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from .catalog import update_catalog
+    from .config import get_settings
+    from .sources.http import SourceUnavailable
+
+    settings = get_settings()
+    bars = Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=args.quiet,
+    )
+    tasks: dict[str, int] = {}
+
+    def progress(name: str, done: int, total: int | None) -> None:
+        if name not in tasks:
+            tasks[name] = bars.add_task(name, total=total)
+        bars.update(tasks[name], completed=done, total=total)
+
+    try:
+        with bars:
+            files = update_catalog(
+                settings,
+                mpcorb_url=args.mpcorb_url,
+                obscodes_url=args.obscodes_url,
+                progress=progress,
+                report=lambda message: err_console.print(f"[yellow]{message}[/]"),
+            )
+    except SourceUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{files.orbits} orbits ({files.skipped_lines} malformed lines skipped) in {files.mpcorb}, "
+        f"{files.codes} observatory codes in {files.obscodes}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="astrohunter",
@@ -368,6 +412,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--once", action="store_true", help="one pass now, then exit")
     c.add_argument("--dry-run", action="store_true", help="print what would go, remove nothing")
     c.set_defaults(func=cmd_cleanup)
+
+    o = sub.add_parser("orbits", help="the known-object catalogue: download MPCORB and codes")
+    o_sub = o.add_subparsers(dest="action", required=True)
+    u = o_sub.add_parser("update", help="download MPCORB.DAT.gz and ObsCodes.html, then parse")
+    u.add_argument("--mpcorb-url", help="override ASTROHUNTER_MPCORB_URL")
+    u.add_argument("--obscodes-url", help="override ASTROHUNTER_OBSCODES_URL")
+    u.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    u.set_defaults(func=cmd_orbits)
 
     w = sub.add_parser("worker", help="a Dramatiq worker for one stage's queue, or all")
     w.add_argument("stage", choices=[*WORKER_STAGES, "all"])

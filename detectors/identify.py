@@ -65,6 +65,10 @@ class ObservedTrack:
         UTC MJD at mid-exposure; ICRS degrees.
     err_arcsec : float
         Typical astrometric error of one position (0 when unknown).
+    mag : ndarray, shape (K,), or None
+        Magnitudes (NaN where unknown), for the NEO score.
+    band : str or None
+        The magnitudes' band (MPC letter), when known.
     """
 
     id: str
@@ -72,6 +76,8 @@ class ObservedTrack:
     ra: np.ndarray
     dec: np.ndarray
     err_arcsec: float = 0.0
+    mag: np.ndarray | None = None
+    band: str | None = None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from .observatories import Site
 from .orbits import OrbitCatalog, _packed_epoch, pack_designation
 
 __all__ = [
+    "catalog_from_elements",
     "catalog_with_decoys",
     "clone_orbit",
     "concatenate",
@@ -37,6 +38,7 @@ __all__ = [
     "main_belt_catalog",
     "mpcorb_text",
     "orbits_through_field",
+    "provisional_designations",
     "shift_for_offsets",
 ]
 
@@ -93,7 +95,7 @@ def elements_from_state(pos: np.ndarray, vel: np.ndarray) -> dict[str, np.ndarra
     return {k: np.where(bad, np.nan, val) for k, val in out.items()}
 
 
-def _catalog(
+def catalog_from_elements(
     elements: dict[str, np.ndarray],
     *,
     epoch_mjd: float,
@@ -103,6 +105,12 @@ def _catalog(
     uncertainty: np.ndarray | int = 0,
     last_obs_mjd: float | None = None,
 ) -> OrbitCatalog:
+    """An `OrbitCatalog` from element arrays (the keys of `elements_from_state`).
+
+    Numbers are read from readable designations written ``(123456)``; ``n``
+    follows from ``a``; G is 0.15; the last observation is 30 days before
+    the epoch unless given.
+    """
     packed = np.array(list(packed), dtype="S7")
     n = packed.size
     readable = np.array(list(readable), dtype="S28")
@@ -129,7 +137,7 @@ def _catalog(
     )
 
 
-def _provisional(index: np.ndarray, year0: int = 2000) -> list[str]:
+def provisional_designations(index: np.ndarray, *, year0: int = 2000) -> list[str]:
     """Distinct readable provisional designations (``2003 KD17``...), one per index."""
     out = []
     for k in index.tolist():
@@ -189,12 +197,12 @@ def main_belt_catalog(n: int, *, seed: int, epoch_mjd: float) -> OrbitCatalog:
     }
     numbered = n * 2 // 3
     readable = [f"({1_000_000 + k})" for k in range(numbered)]
-    readable += _provisional(np.arange(n - numbered))
+    readable += provisional_designations(np.arange(n - numbered))
     packed = [pack_designation(r) for r in readable]
     uncertainty = rng.choice(
         10, size=n, p=[0.4, 0.2, 0.12, 0.08, 0.06, 0.05, 0.04, 0.02, 0.02, 0.01]
     )
-    return _catalog(
+    return catalog_from_elements(
         elements,
         epoch_mjd=epoch_mjd,
         packed=packed,
@@ -250,10 +258,10 @@ def clone_orbit(
     """
     shift = np.atleast_1d(np.asarray(delta_m_deg, float))
     src = catalog.take(np.full(shift.size, index))
-    readable = _provisional(np.arange(first, first + shift.size), year0=2090)
+    readable = provisional_designations(np.arange(first, first + shift.size), year0=2090)
     elements = {k: getattr(src, k) for k in ("a", "e", "inclination", "node", "arg_perihelion")}
     elements["mean_anomaly"] = (src.mean_anomaly + shift) % 360.0
-    return _catalog(
+    return catalog_from_elements(
         elements,
         epoch_mjd=float(src.epoch_mjd[0]),
         packed=[pack_designation(r) for r in readable],
@@ -361,7 +369,7 @@ def orbits_through_field(
         elements["epoch_mjd"] = np.full(m, epoch)
         elements["h"] = np.round(rng.uniform(14.0, 18.0, m), 2)
         safe = {k: np.where(ok, v, 0.1 if k == "e" else 2.5) for k, v in elements.items()}
-        trial = _catalog(
+        trial = catalog_from_elements(
             safe,
             epoch_mjd=epoch,
             packed=["0"] * m,
