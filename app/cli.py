@@ -149,9 +149,34 @@ def _write_cutouts(result, folder: Path) -> None:
     io.write_png(folder / "overview.png", field_overlay(result.differences.template, result.tracks))
 
 
+def _simulate_with_orbits(args: argparse.Namespace) -> int:
+    """``simulate --real-orbits``: movers on orbits, and MPCORB.DAT holding some of them."""
+    from detectors import io
+    from detectors.simulate_orbits import simulate_orbit_field
+
+    made = simulate_orbit_field(
+        seed=args.seed,
+        shape=(args.size, args.size),
+        n_frames=args.frames,
+        n_objects=args.objects,
+        snr_range=(args.snr_min, args.snr_max),
+        catalogued_fraction=args.catalogued,
+    )
+    frames_dir, truth = io.write_simulated_field(made.field, args.outdir)
+    orbits = io.write_text(args.outdir / "MPCORB.DAT", made.mpcorb)
+    Console(stderr=True).print(
+        f"{len(made.field.frames)} frames in {frames_dir}, truth ({len(made.catalogued)} moving "
+        f"objects on orbits) in {truth}, {int(made.catalogued.sum())} of them catalogued in {orbits}"
+    )
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from detectors import io
     from detectors.simulate import simulate_field
+
+    if args.real_orbits:
+        return _simulate_with_orbits(args)
 
     field = simulate_field(
         seed=args.seed,
@@ -377,6 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--snr-max", type=float, default=15.0)
     s.add_argument("--rate-min", type=float, default=1.0, help="motion range, arcsec/h")
     s.add_argument("--rate-max", type=float, default=150.0)
+    s.add_argument(
+        "--real-orbits",
+        action="store_true",
+        help="movers on real orbits (688's sky); writes OUTDIR/MPCORB.DAT with some of them",
+    )
+    s.add_argument(
+        "--catalogued", type=float, default=0.5, help="share of orbit movers in MPCORB.DAT (0.5)"
+    )
     s.set_defaults(func=cmd_simulate)
 
     q = sub.add_parser("search", help="search a sky position and print its tracks")

@@ -138,7 +138,7 @@ def identify_known(
         )
         site = observer_site(header, code=code, codes=codes)
     notes += [str(w.message) for w in caught if issubclass(w.category, SiteWarning)]
-    code = code or site.code
+    code = code or (None if site.is_geocentric else site.code)
     frame_mjd = np.asarray(frame_mjd, dtype=float)
 
     if mode == "none":

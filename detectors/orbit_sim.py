@@ -314,13 +314,15 @@ def orbits_through_field(
 ) -> tuple[dict[str, np.ndarray], ObserverStates]:
     """Elements of ``n`` orbits whose predicted positions stay inside the field at every ``mjd``.
 
-    Each orbit starts from a point inside the field at mid-sequence, placed at
-    a heliocentric distance of 2.1-3.3 AU (a NEO's 1.05-1.5 AU for
-    ``neo_fraction`` of them) on the line of sight, with a near-circular
-    prograde velocity in a plane tilted up to ~10 deg from the ecliptic
-    (more where the line of sight needs it). The state becomes osculating
-    elements at the mid-sequence TT date; the ephemeris of those elements is
-    then checked against the footprint (with ``edge_px`` to spare) and
+    Each orbit starts on the line of sight to a point inside the field, at
+    the epoch (the whole TT day nearest mid-sequence, so the MPCORB file holds
+    it exactly), at a heliocentric distance of 2.1-3.3 AU (a NEO's 1.05-1.5
+    AU for ``neo_fraction`` of them), with a near-circular prograde velocity
+    (flight-path angle ~5 deg, so not at an apsis) in a plane tilted ~10 deg
+    from the ecliptic (more where the line of sight needs it). The state
+    becomes osculating elements; their ephemeris is then checked against the
+    footprint at every ``mjd`` (with ``edge_px`` to spare), and orbits that
+    leave it are drawn again.
     failures are drawn again.
 
     Returns
@@ -360,7 +362,8 @@ def orbits_through_field(
         tilt = pole + rng.normal(0.0, 0.15, (m, 3))
         normal = tilt - (tilt @ r_hat.T).diagonal()[:, None] * r_hat
         normal /= np.linalg.norm(normal, axis=1)[:, None]
-        direction = np.cross(normal, r_hat)
+        flight = rng.normal(0.0, 0.08, m)[:, None]  # flight-path angle: not always at an apsis
+        direction = np.cos(flight) * np.cross(normal, r_hat) + np.sin(flight) * r_hat
         a_target = r_helio * rng.uniform(0.9, 1.15, m)
         speed = np.sqrt(_MU * (2.0 / r_helio - 1.0 / a_target))
         vel = speed[:, None] * direction
