@@ -11,12 +11,17 @@ astrometric ICRS direction from the observer (no aberration, no light
 deflection), the frame of star catalogues and of the MPC's astrometry.
 
 Accuracy. Against the measured positions of (5945) Roachapproach in the
-Lowell frames (``truth_5945_positions.csv``), 32 days from the orbit's
-epoch, the prediction is off by 0.26" (mean, mostly along RA) with a
-scatter of 0.04"; `benchmarks/identify_benchmark.py` measures it. Planetary
-perturbations, which two-body ignores, grow with the time from the epoch:
-MPCORB's epochs are refreshed to within 100 days of its date, so use a
-catalogue whose epoch is near the images (or SkyBoT, which integrates).
+Lowell frames (``truth_5945_positions.csv``, 67 frames), 32 days before the
+orbit's epoch, the prediction is off by 0.26" on average (max 0.41",
+scatter 0.05"), almost all along RA; an n-body integration of the same
+elements (REBOUND, `benchmarks/twobody_drift.py`) moves (5945) by 0.28"
+there, so the planets' perturbations, which two-body ignores, explain it.
+They grow as the square of the time from the epoch: for main-belt orbits
+the median two-body error is 0.2" at 30 days, 2.7" at 100 days, 11" at 200
+days and 35" at a year. MPCORB's epoch is refreshed to within ~100 days of
+its date, so use a catalogue whose epoch is near the images (or SkyBoT,
+which integrates); `detectors.identify.two_body_drift_arcsec` widens the
+match tolerance accordingly.
 
 Orbits with e >= 1 are not propagated (`parse_mpcorb` skips them).
 """
