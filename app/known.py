@@ -22,15 +22,9 @@ from typing import Any, Literal
 import numpy as np
 
 from detectors.errors import InputError
-from detectors.identify import (
-    Footprint,
-    Identification,
-    IdentifyResult,
-    ObservedTrack,
-    identify_tracks,
-    predict_catalog,
-)
+from detectors.identify import Identification, IdentifyResult, ObservedTrack, identify_tracks
 from detectors.observatories import ObservatoryCodes, Site, SiteWarning, match_site, observer_site
+from detectors.predict import Footprint, predict_catalog
 
 from .catalog import catalog_path, load_obscodes, load_orbits, obscodes_path
 from .config import Settings

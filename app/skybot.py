@@ -2,7 +2,7 @@
 
 One query at mid-sequence through ``astroquery.imcce`` returns every
 catalogued body predicted in a cone around the field, with its position,
-motion, V and positional uncertainty; `detectors.identify.predict_linear`
+motion, V and positional uncertainty; `detectors.predict.predict_linear`
 moves them to each observation time and `identify_tracks` matches them.
 
 Topocentric, really. astroquery (<= 0.4.11) sends the observatory code as
@@ -28,16 +28,9 @@ from astropy.coordinates import SkyCoord
 from astropy.time import Time
 from astroquery.imcce import SkybotClass
 
-from detectors.identify import (
-    Footprint,
-    Identification,
-    IdentifyResult,
-    KnownObject,
-    ObservedTrack,
-    identify_tracks,
-    predict_linear,
-)
+from detectors.identify import Identification, IdentifyResult, ObservedTrack, identify_tracks
 from detectors.orbits import pack_designation
+from detectors.predict import Footprint, KnownObject, predict_linear
 
 __all__ = [
     "SkybotAnswer",

@@ -42,15 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from detectors.ephemeris import ephemerides, observer_states  # noqa: E402
-from detectors.identify import (  # noqa: E402
-    Footprint,
-    ObservedTrack,
-    identify_tracks,
-    predict_catalog,
-)
+from detectors.identify import ObservedTrack, identify_tracks  # noqa: E402
 from detectors.observatories import site_from_header  # noqa: E402
 from detectors.orbit_sim import catalog_with_decoys, mpcorb_text  # noqa: E402
 from detectors.orbits import load_catalog  # noqa: E402
+from detectors.predict import Footprint, predict_catalog  # noqa: E402
 
 LOWELL = ROOT.parent / "shared" / "data" / "real" / "lowell42-5945-roachapproach"
 CLONE_OFFSETS_PX = np.array([15.0, -15.0, 25.0, -40.0, 60.0, -80.0, 100.0, -130.0, 160.0, -200.0])

@@ -1,6 +1,6 @@
 """How far two-body predictions drift from an n-body integration, by time from the epoch.
 
-Measures the number behind `detectors.identify.two_body_drift_arcsec` and
+Measures the number behind `detectors.predict.two_body_drift_arcsec` and
 the README: 150 synthetic main-belt orbits and (5945) Roachapproach, given
 osculating elements at the Lowell orbit's epoch (JD 2458600.5), are
 integrated with REBOUND's IAS15 among the Sun, the eight planets and the

@@ -24,7 +24,7 @@ import numpy as np
 from astropy.time import Time
 
 from . import __version__
-from .identify import KnownObject
+from .predict import KnownObject
 
 __all__ = ["AdesContext", "AdesTrack", "ades_ids", "ades_psv", "ast_cat_from_header"]
 

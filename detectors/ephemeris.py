@@ -20,7 +20,7 @@ They grow as the square of the time from the epoch: for main-belt orbits
 the median two-body error is 0.2" at 30 days, 2.7" at 100 days, 11" at 200
 days and 35" at a year. MPCORB's epoch is refreshed to within ~100 days of
 its date, so use a catalogue whose epoch is near the images (or SkyBoT,
-which integrates); `detectors.identify.two_body_drift_arcsec` widens the
+which integrates); `detectors.predict.two_body_drift_arcsec` widens the
 match tolerance accordingly.
 
 Orbits with e >= 1 are not propagated (`parse_mpcorb` skips them).

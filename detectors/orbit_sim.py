@@ -25,9 +25,9 @@ from .ephemeris import (
     ephemerides,
     observer_states,
 )
-from .identify import Footprint
 from .observatories import Site
 from .orbits import OrbitCatalog, _packed_epoch, pack_designation
+from .predict import Footprint
 
 __all__ = [
     "catalog_from_elements",

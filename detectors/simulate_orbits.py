@@ -22,7 +22,6 @@ import numpy as np
 from astropy.wcs import WCS
 
 from .ephemeris import ephemerides, observer_states
-from .identify import Footprint
 from .observatories import Site
 from .orbit_sim import (
     catalog_from_elements,
@@ -31,6 +30,7 @@ from .orbit_sim import (
     provisional_designations,
 )
 from .orbits import OrbitCatalog, pack_designation
+from .predict import Footprint
 from .simulate import SimulatedField, simulate_field
 
 __all__ = ["OrbitField", "simulate_orbit_field"]

@@ -10,9 +10,9 @@ from astropy.wcs import WCS
 from app.config import Settings
 from app.known import identify_known
 from detectors.errors import InputError
-from detectors.identify import Footprint
 from detectors.observatories import parse_obscodes
 from detectors.orbits import load_catalog
+from detectors.predict import Footprint
 
 from ..conftest import shared_path
 from ..detectors.known_helpers import LOWELL, measured_track, obscodes_text

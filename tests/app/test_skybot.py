@@ -12,9 +12,9 @@ from astropy.wcs import WCS
 
 from app.skybot import SkybotQuery, SkybotUnavailable, identify_with_skybot, skybot_cone
 from detectors.ephemeris import ephemerides, observer_states
-from detectors.identify import Footprint
 from detectors.observatories import parse_obscodes
 from detectors.orbits import load_catalog
+from detectors.predict import Footprint
 
 from ..conftest import shared_path
 from ..detectors.known_helpers import LOWELL, measured_track, obscodes_text

@@ -12,7 +12,7 @@ import pytest
 from astropy.io import fits
 
 from detectors.ades import AdesContext, AdesTrack, ades_ids, ades_psv, ast_cat_from_header
-from detectors.identify import KnownObject
+from detectors.predict import KnownObject
 
 from ..conftest import need, shared_path
 from .known_helpers import LOWELL, measured_track

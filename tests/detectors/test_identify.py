@@ -12,19 +12,17 @@ from astropy.wcs import WCS
 
 from detectors import io
 from detectors.config import SearchConfig
-from detectors.identify import (
+from detectors.identify import ObservedTrack, identify_tracks, match_tracks
+from detectors.observatories import site_from_header
+from detectors.orbit_sim import catalog_with_decoys, clone_orbit, concatenate, mpcorb_text
+from detectors.orbits import load_catalog
+from detectors.predict import (
     Footprint,
     KnownObject,
-    ObservedTrack,
-    identify_tracks,
-    match_tracks,
     orbit_uncertainty_arcsec,
     predict_catalog,
     predict_linear,
 )
-from detectors.observatories import site_from_header
-from detectors.orbit_sim import catalog_with_decoys, clone_orbit, concatenate, mpcorb_text
-from detectors.orbits import load_catalog
 from detectors.search import find_moving_objects
 
 from ..conftest import shared_path

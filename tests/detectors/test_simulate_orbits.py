@@ -8,9 +8,10 @@ import pytest
 from detectors import io
 from detectors.config import SearchConfig
 from detectors.ephemeris import ephemerides, observer_states
-from detectors.identify import Footprint, ObservedTrack, identify_tracks, predict_catalog
+from detectors.identify import ObservedTrack, identify_tracks
 from detectors.observatories import Site, site_from_header
 from detectors.orbits import parse_mpcorb
+from detectors.predict import Footprint, predict_catalog
 from detectors.search import find_moving_objects
 from detectors.simulate_orbits import simulate_orbit_field
 
