@@ -23,7 +23,14 @@ import numpy as np
 
 from detectors.errors import InputError
 from detectors.identify import Identification, IdentifyResult, ObservedTrack, identify_tracks
-from detectors.observatories import ObservatoryCodes, Site, SiteWarning, match_site, observer_site
+from detectors.observatories import (
+    ObservatoryCodes,
+    Site,
+    SiteWarning,
+    match_site,
+    observer_site,
+    site_from_header,
+)
 from detectors.predict import Footprint, predict_catalog
 
 from .catalog import catalog_path, load_obscodes, load_orbits, obscodes_path
@@ -62,7 +69,23 @@ def resolve_observatory_code(
 ) -> str | None:
     """The MPC code for reports: given, else settings, else the header's, else the header site's.
 
-    Never a silent ``500``: None when nothing names the site.
+    Parameters
+    ----------
+    given : str or None, keyword-only
+        ``--observatory``.
+    settings : Settings, keyword-only
+        ``ASTROHUNTER_OBSERVATORY``.
+    header_code : str or None, keyword-only
+        A code the FITS header names (``MPCCODE``, ``OBSCODE``...).
+    site, codes : keyword-only
+        The header's site (`site_from_header`) and the code list: the nearest
+        listed site within 5 km names the code.
+
+    Returns
+    -------
+    str or None
+        Never a silent ``500``: None when nothing names the site, so a report
+        can ask for ``--observatory``.
     """
     for code in (given, settings.observatory_code, header_code):
         if code:
@@ -127,12 +150,11 @@ def identify_known(
             given=observatory_code,
             settings=settings,
             header_code=header_code,
-            site=None,
+            site=site_from_header(header) if header is not None else None,
             codes=codes,
         )
         site = observer_site(header, code=code, codes=codes)
     notes += [str(w.message) for w in caught if issubclass(w.category, SiteWarning)]
-    code = code or (None if site.is_geocentric else site.code)
     frame_mjd = np.asarray(frame_mjd, dtype=float)
 
     if mode == "none":
