@@ -160,9 +160,34 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate_with_orbits(args: argparse.Namespace) -> int:
+    """``simulate --real-orbits``: movers on orbits, and MPCORB.DAT holding some of them."""
+    from detectors import io
+    from detectors.simulate_orbits import simulate_orbit_field
+
+    made = simulate_orbit_field(
+        seed=args.seed,
+        shape=(args.size, args.size),
+        n_frames=args.frames,
+        n_objects=args.objects,
+        snr_range=(args.snr_min, args.snr_max),
+        catalogued_fraction=args.catalogued,
+    )
+    frames_dir, truth = io.write_simulated_field(made.field, args.outdir)
+    orbits = io.write_text(args.outdir / "MPCORB.DAT", made.mpcorb)
+    Console(stderr=True).print(
+        f"{len(made.field.frames)} frames in {frames_dir}, truth ({len(made.catalogued)} moving "
+        f"objects on orbits) in {truth}, {int(made.catalogued.sum())} of them catalogued in {orbits}"
+    )
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from detectors import io
     from detectors.simulate import simulate_field
+
+    if args.real_orbits:
+        return _simulate_with_orbits(args)
 
     field = simulate_field(
         seed=args.seed,
@@ -316,6 +341,50 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_orbits(args: argparse.Namespace) -> int:
+    """``astrohunter orbits update``: MPCORB and the observatory codes into DATA_DIR/catalog."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from .catalog import update_catalog
+    from .config import get_settings
+    from .sources.http import SourceUnavailable
+
+    settings = get_settings()
+    bars = Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=args.quiet,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def progress(name: str, done: int, total: int | None) -> None:
+        if name not in tasks:
+            tasks[name] = bars.add_task(name, total=total)
+        bars.update(tasks[name], completed=done, total=total)
+
+    try:
+        with bars:
+            files = update_catalog(
+                settings,
+                mpcorb_url=args.mpcorb_url,
+                obscodes_url=args.obscodes_url,
+                progress=progress,
+                report=lambda message: err_console.print(f"[yellow]{message}[/]"),
+            )
+    except SourceUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{files.orbits} orbits ({files.skipped_lines} malformed lines skipped) in {files.mpcorb}, "
+        f"{files.codes} observatory codes in {files.obscodes}"
+    )
+    return 0
+
+
 def _add_listen(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
@@ -378,6 +447,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=PARAMETERS["rate_max"].default,
         help="fastest mover, arcsec/h (the search's default range)",
     )
+    s.add_argument(
+        "--real-orbits",
+        action="store_true",
+        help="movers on real orbits (688's sky); writes OUTDIR/MPCORB.DAT with some of them",
+    )
+    s.add_argument(
+        "--catalogued", type=float, default=0.5, help="share of orbit movers in MPCORB.DAT (0.5)"
+    )
     s.set_defaults(func=cmd_simulate)
 
     q = sub.add_parser(
@@ -431,6 +508,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--once", action="store_true", help="one pass now, then exit")
     c.add_argument("--dry-run", action="store_true", help="print what would go, remove nothing")
     c.set_defaults(func=cmd_cleanup)
+
+    o = sub.add_parser(
+        "orbits",
+        help="the known-object catalogue: download MPCORB and codes",
+        description="Keep the known-object catalogue (MPCORB) and the MPC observatory codes "
+        "in DATA_DIR/catalog.",
+    )
+    o_sub = o.add_subparsers(dest="action", required=True)
+    u = o_sub.add_parser(
+        "update",
+        help="download MPCORB.DAT.gz and ObsCodes.html, then parse",
+        description="Download MPCORB.DAT.gz and the observatory codes (atomic, validated, "
+        "retried), then parse the catalogue once into its cache.",
+    )
+    u.add_argument("--mpcorb-url", help="override ASTROHUNTER_MPCORB_URL")
+    u.add_argument("--obscodes-url", help="override ASTROHUNTER_OBSCODES_URL")
+    u.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    u.set_defaults(func=cmd_orbits)
 
     w = sub.add_parser(
         "worker",

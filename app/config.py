@@ -52,11 +52,52 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(4, ge=1, alias="ASTROHUNTER_MAX_DELIVERIES")
     publish_timeout_s: float = Field(5.0, gt=0, alias="ASTROHUNTER_PUBLISH_TIMEOUT")
     redispatch_after_s: float = Field(30.0, gt=0, alias="ASTROHUNTER_REDISPATCH_AFTER")
+    # Known objects (app/catalog.py, app/skybot.py) and submission reports (detectors/ades.py).
+    orbits_file: Path | None = Field(None, alias="ASTROHUNTER_ORBITS")
+    mpcorb_url: str = Field(
+        "https://www.minorplanetcenter.net/iau/MPCORB/MPCORB.DAT.gz",
+        alias="ASTROHUNTER_MPCORB_URL",
+    )
+    obscodes_url: str = Field(
+        "https://www.minorplanetcenter.net/iau/lists/ObsCodes.html",
+        alias="ASTROHUNTER_OBSCODES_URL",
+    )
+    skybot_url: str = Field(
+        "https://ssp.imcce.fr/webservices/skybot/api/conesearch.php",
+        alias="ASTROHUNTER_SKYBOT_URL",
+    )
+    skybot_timeout_s: float = Field(30.0, gt=0, alias="ASTROHUNTER_SKYBOT_TIMEOUT")
+    known: Literal["auto", "mpcorb", "skybot", "none"] = Field("auto", alias="ASTROHUNTER_KNOWN")
+    observatory_code: str | None = Field(
+        None, pattern=r"^[0-9A-Z]\d\d$", alias="ASTROHUNTER_OBSERVATORY"
+    )
+    submitter: str | None = Field(None, alias="ASTROHUNTER_SUBMITTER")
+    observers_env: str = Field("", alias="ASTROHUNTER_OBSERVERS")
+    measurers_env: str = Field("", alias="ASTROHUNTER_MEASURERS")
+    telescope: str | None = Field(None, alias="ASTROHUNTER_TELESCOPE")
+    telescope_design: str | None = Field(None, alias="ASTROHUNTER_TELESCOPE_DESIGN")
+    telescope_aperture_m: float | None = Field(None, gt=0, alias="ASTROHUNTER_TELESCOPE_APERTURE")
+    telescope_detector: str = Field("CCD", alias="ASTROHUNTER_TELESCOPE_DETECTOR")
 
     @property
     def local_roots(self) -> list[str]:
         """Folders the ``local`` source may read (``ASTROHUNTER_LOCAL_ROOTS``, colon-separated)."""
         return [p for p in self.local_roots_env.split(":") if p]
+
+    @property
+    def catalog_dir(self) -> Path:
+        """Where ``astrohunter orbits update`` puts MPCORB, the code list and the parsed cache."""
+        return self.data_dir / "catalog"
+
+    @property
+    def observers(self) -> list[str]:
+        """Observers' names for reports (``ASTROHUNTER_OBSERVERS``, semicolon-separated)."""
+        return [n.strip() for n in self.observers_env.split(";") if n.strip()]
+
+    @property
+    def measurers(self) -> list[str]:
+        """Measurers' names for reports (``ASTROHUNTER_MEASURERS``, semicolon-separated)."""
+        return [n.strip() for n in self.measurers_env.split(";") if n.strip()]
 
     @property
     def db_url(self) -> str:

@@ -18,7 +18,15 @@ import numpy as np
 from .contract import SCHEMA_VERSION
 from .types import Frame, Track
 
-__all__ = ["mpc_report", "track_designations", "tracks_to_contract"]
+__all__ = [
+    "MPC_NET_NAMES",
+    "mpc_designation",
+    "mpc_header",
+    "mpc_report",
+    "mpc_report_known",
+    "track_designations",
+    "tracks_to_contract",
+]
 
 _MJD_EPOCH = dt.date(1858, 11, 17)
 _TEMP_DESIGNATION = re.compile(r"[A-Za-z0-9]{1,7}")
@@ -298,3 +306,145 @@ def mpc_report(
                 )
             )
     return "".join(line + "\n" for line in lines)
+
+
+# --------------------------------------------------------------------------- known objects, header
+
+#: The MPC's ``NET`` names of the astrometric catalogues (ADES ``astCat`` codes as keys).
+MPC_NET_NAMES = {
+    "Gaia1": "Gaia-DR1",
+    "Gaia2": "Gaia-DR2",
+    "Gaia3": "Gaia-DR3",
+    "Gaia3E": "Gaia-EDR3",
+    "UCAC4": "UCAC-4",
+    "UCAC5": "UCAC-5",
+    "PS1_DR2": "PS1-DR2",
+    "ATLAS2": "ATLAS-2",
+    "2MASS": "2MASS",
+    "USNOB1": "USNO-B1.0",
+}
+
+
+def _header_lines(keyword: str, items: Sequence[str]) -> list[str]:
+    """``KEY a, b, c`` lines of at most 80 characters, continued on more ``KEY`` lines."""
+    lines: list[str] = []
+    current = ""
+    for item in (" ".join(str(i).split()) for i in items):
+        if not item:
+            continue
+        candidate = f"{current}, {item}" if current else item
+        if current and len(candidate) > 76:
+            lines.append(f"{keyword} {current}")
+            candidate = item
+        current = candidate
+    if current:
+        lines.append(f"{keyword} {current[:76]}")
+    return lines
+
+
+def mpc_header(
+    *,
+    observatory_code: str,
+    observers: Sequence[str],
+    measurers: Sequence[str],
+    telescope: str,
+    net: str | None = None,
+    ack: str | None = None,
+    contact: str | None = None,
+    email: str | None = None,
+) -> str:
+    """The header lines of an 80-column submission (COD, CON, OBS, MEA, TEL, NET, ACK, AC2).
+
+    Parameters
+    ----------
+    observatory_code : str, keyword-only
+        The site's MPC code; ``500`` (geocentric) is refused, as the MPC
+        would: a report needs the real site.
+    observers, measurers : sequence of str, keyword-only
+        Names (``B. Skiff``); at least one measurer.
+    telescope : str, keyword-only
+        E.g. ``1.1-m f/8 reflector + CCD``.
+    net : str, keyword-only, optional
+        Reference catalogue: an ADES ``astCat`` code is turned into the MPC's
+        name (``Gaia2`` -> ``Gaia-DR2``), anything else is written as given.
+    ack, contact, email : str, keyword-only, optional
+
+    Returns
+    -------
+    str
+        Lines of at most 80 characters, each ending in a newline.
+
+    Raises
+    ------
+    ValueError
+        A missing or geocentric code, no measurer, or no telescope; the
+        message says which setting gives it.
+    """
+    if not _MPC_CODE.fullmatch(observatory_code or "") or observatory_code == "500":
+        raise ValueError(
+            f"observatory code {observatory_code!r}: an MPC report needs the site's code "
+            "(e.g. 688); give --observatory, set it in the settings, or put the site in the "
+            "FITS header."
+        )
+    if not any(str(m).strip() for m in measurers):
+        raise ValueError("an MPC report needs at least one measurer (MEA): set the measurers.")
+    if not telescope.strip():
+        raise ValueError("an MPC report needs the telescope (TEL): set the telescope description.")
+    lines = [f"COD {observatory_code}"]
+    if contact:
+        lines += _header_lines("CON", [contact])
+    if email:
+        lines += _header_lines("CON", [f"[{email}]"])
+    lines += _header_lines("OBS", observers)
+    lines += _header_lines("MEA", measurers)
+    lines += _header_lines("TEL", [telescope])
+    if net:
+        lines += _header_lines("NET", [MPC_NET_NAMES.get(net, net)])
+    if ack:
+        lines += _header_lines("ACK", [ack])
+    return "".join(line[:80] + "\n" for line in lines)
+
+
+def mpc_designation(
+    *, number: int | None = None, packed: str | None = None, temporary: str = ""
+) -> str:
+    """Columns 1-12 of an 80-column line: packed number, or packed provisional, or temporary.
+
+    A numbered object is written in columns 1-5 (``05945``, ``A0345``,
+    ``~0000``), an unnumbered known one by its packed provisional
+    designation in 6-12 (``K19A00A``), a new one by its temporary
+    designation in 6-12.
+    """
+    from .orbits import pack_designation  # local: report stays importable without orbits' cost
+
+    if number is not None and number >= 0:
+        return f"{pack_designation(str(number)):<5}{'':7}"
+    if packed and len(packed.strip()) == 7:
+        return f"{'':5}{packed.strip()}"
+    if not _TEMP_DESIGNATION.fullmatch(temporary):
+        raise ValueError(f"temporary designation {temporary!r}: give 1-7 letters or digits")
+    return f"{'':5}{temporary:<7}"
+
+
+def mpc_report_known(report: str, designations: Mapping[str, str]) -> str:
+    """An `mpc_report` with known objects' designations in columns 1-12.
+
+    Parameters
+    ----------
+    report : str
+        Observation lines from `mpc_report` (temporary designation in 6-12).
+    designations : mapping of str to str
+        Temporary designation -> the 12 columns from `mpc_designation`.
+
+    Returns
+    -------
+    str
+        The same lines, relabelled where the temporary designation is a key.
+    """
+    out = []
+    for line in report.splitlines():
+        key = line[5:12].strip()
+        if len(line) == 80 and key in designations:
+            line = designations[key] + line[12:]
+        out.append(line + "\n")
+    return "".join(out)

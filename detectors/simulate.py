@@ -16,6 +16,7 @@ are degrees east of north. Nothing here touches files: the caller writes
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +145,7 @@ def simulate_field(
     cosmic_rays_per_mpix_min: float = 10.0,
     satellite_prob: float = 0.1,
     noise: bool = True,
+    place_movers: Callable[..., dict[str, Any]] | None = None,
 ) -> SimulatedField:
     """Simulate one night's image sequence of one field, with its truth.
 
@@ -209,6 +211,14 @@ def simulate_field(
         Chance that a frame has a satellite streak across it.
     noise : bool
         False gives the noiseless expectation (for tests).
+    place_movers : callable, optional
+        Places the moving objects instead of straight great-circle paths at
+        ``rate_range``: called as the default placer is, plus ``mjd_mid``
+        (UTC MJD of each frame), it returns per-object ``rate``, ``pa``,
+        per-frame ``ra``, ``dec``, ``x``, ``y``, ``hours``, ``mjd_mid``, a
+        ``positions(owner, mjd)`` callable for positions within exposures,
+        and ``labels`` (dicts merged into each truth object).
+        `detectors.simulate_orbits` gives movers real orbits this way.
 
     Returns
     -------
@@ -295,7 +305,7 @@ def simulate_field(
 
     # Moving objects.
     hours = (mjd_mid - mjd_mid.mean()) * 24.0
-    obj = _place_objects(
+    obj = (place_movers or _place_objects)(
         obj_rng,
         n_objects=n_objects,
         rate_range=rate_range,
@@ -305,6 +315,7 @@ def simulate_field(
         hours=hours,
         half_exposure_h=exptime_s / 7200.0,
         margin=_EDGE_PX + dither_px + math.radians(rotation_deg) * max(shape),
+        **({"mjd_mid": mjd_mid} if place_movers is not None else {}),
     )
     target_snr = obj_rng.uniform(*snr_range, size=n_objects)
     obj_sky = np.array([sky_at(k, obj["y"][:, k], obj["x"][:, k]) for k in range(n_frames)]).T
@@ -503,6 +514,7 @@ def _truth(
         "objects": [
             {
                 "id": f"T{i:03d}",
+                **(obj["labels"][i] if "labels" in obj else {}),
                 "snr": float(obj_snr[i].mean()),
                 "rate_arcsec_per_hour": float(obj["rate"][i]),
                 "position_angle_deg": float(obj["pa"][i]),
@@ -650,7 +662,7 @@ def _flux_for_mean_snr(
 
 
 def _trail_points(
-    obj: dict[str, np.ndarray], k: int, flux_e: np.ndarray, wcs: WCS, exptime_s: float
+    obj: dict[str, Any], k: int, flux_e: np.ndarray, wcs: WCS, exptime_s: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sub-exposure positions of every object in frame ``k``, one per <= 0.25 px of trail."""
     scale_arcsec = float(np.sqrt(abs(np.linalg.det(wcs.wcs.cd)))) * 3600.0
@@ -660,9 +672,12 @@ def _trail_points(
     step = np.arange(owner.size) - np.repeat(np.cumsum(n_sub) - n_sub, n_sub)
     frac = (step + 0.5) / n_sub[owner] - 0.5  # -0.5 .. 0.5 of the exposure
     h = obj["hours"][k] + frac * exptime_s / 3600.0
-    ra, dec = _offset_by(
-        obj["ra0"][owner], obj["dec0"][owner], obj["pa"][owner], obj["rate"][owner] * h / 3600.0
-    )
+    if "positions" in obj:  # real orbits: ask the ephemeris
+        ra, dec = obj["positions"](owner, obj["mjd_mid"][k] + frac * exptime_s / 86400.0)
+    else:
+        ra, dec = _offset_by(
+            obj["ra0"][owner], obj["dec0"][owner], obj["pa"][owner], obj["rate"][owner] * h / 3600.0
+        )
     x, y = wcs.wcs_world2pix(ra, dec, 0)
     return y, x, flux_e[owner] / n_sub[owner]
 
