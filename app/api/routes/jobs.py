@@ -115,18 +115,34 @@ def job_tracks(job_id: JobIdDep, session: SessionDep):
     }
 
 
+def _report(job_id: str, name: str, session, settings) -> PlainTextResponse:
+    """A done job's report file, or 409 saying why it was not written."""
+    job = _finished(session, job_id, "report")
+    path = settings.job_dir(job_id) / "results" / name
+    if not path.exists():
+        why = (job.run.get("reports") or {}).get(name) or "it was not written"
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has no {name}: {why}")
+    return PlainTextResponse(path.read_text(), media_type="text/plain")
+
+
 @router.get(
     "/jobs/{job_id}/report.mpc",
     response_class=PlainTextResponse,
-    responses={409: {"description": "the job is not done"}},
+    responses={409: {"description": "the job is not done, or the report lacks a setting"}},
 )
 def job_report(job_id: JobIdDep, session: SessionDep, settings: SettingsDep):
-    """The MPC 1992 80-column report of a finished job."""
-    _finished(session, job_id, "report")
-    path = settings.job_dir(job_id) / "results" / "report.mpc"
-    if not path.exists():
-        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has no report file")
-    return PlainTextResponse(path.read_text(), media_type="text/plain")
+    """The MPC 1992 80-column report of a finished job (header lines, known designations)."""
+    return _report(job_id, "report.mpc", session, settings)
+
+
+@router.get(
+    "/jobs/{job_id}/report.psv",
+    response_class=PlainTextResponse,
+    responses={409: {"description": "the job is not done, or the report lacks a setting"}},
+)
+def job_report_ades(job_id: JobIdDep, session: SessionDep, settings: SettingsDep):
+    """The ADES PSV report of a finished job (what the MPC takes today)."""
+    return _report(job_id, "report.psv", session, settings)
 
 
 @router.get("/jobs/{job_id}/images", response_model=list[str])
