@@ -43,7 +43,7 @@ STAGES = {
 #: The engine's own stages within each service stage, with their share of its
 #: time (measured on 2048^2 fields; the faint search dominates the detailed one).
 ENGINE_STAGES = {
-    "fast": {"align": 0.4, "difference": 0.45, "detect": 0.05, "link": 0.1},
+    "fast": {"register": 0.05, "align": 0.35, "difference": 0.45, "detect": 0.05, "link": 0.1},
     "detailed": {"fit": 0.05, "slow": 0.15, "faint_search": 0.8},
 }
 #: Seconds between progress writes to the database (Redis gets every tick).

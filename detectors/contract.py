@@ -13,6 +13,12 @@ Version history:
 - 1.0.0: the first contract (``../shared/contracts/tracks.schema.json``).
 - 1.1.0: ``schema_version``; ``origin`` per track; the ``run`` block's
   fields documented.
+- 1.2.0: frames without a WCS are searched: ``astrometry`` per track and in
+  ``run`` says where sky positions come from (``wcs``, ``approximate``,
+  ``none``), ``ra``/``dec`` are left out when there are none, and every
+  observation gives ``x``/``y`` in its frame's own pixels; ``run`` gains
+  ``registration`` (per frame), ``astrometry_note`` and
+  ``detector_fixed_rejected``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "FieldInfo",
     "ObservationOut",
+    "RegistrationOut",
     "RunInfo",
     "TrackOut",
     "TracksDocument",
@@ -35,7 +42,7 @@ __all__ = [
     "load_schema",
 ]
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 #: The generated JSON Schema, shipped inside the package.
 SCHEMA_PATH = Path(__file__).with_name("contracts") / "tracks.schema.json"
 
@@ -46,8 +53,14 @@ class ObservationOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mjd: float = Field(description="UTC MJD at mid-exposure")
-    ra: float = Field(description="degrees, ICRS")
-    dec: float = Field(description="degrees, ICRS")
+    ra: float | None = Field(
+        None, description="degrees, ICRS; absent when the track's astrometry is none"
+    )
+    dec: float | None = Field(
+        None, description="degrees, ICRS; absent when the track's astrometry is none"
+    )
+    x: float | None = Field(None, description="0-based pixel column in the frame's own image")
+    y: float | None = Field(None, description="0-based pixel row in the frame's own image")
     ra_err_arcsec: float | None = Field(None, description="1-sigma error of RA*cos(Dec)")
     dec_err_arcsec: float | None = Field(None, description="1-sigma error of Dec")
     mag: float | None = Field(None, description="magnitude, when the headers give a zero point")
@@ -71,6 +84,12 @@ class TrackOut(BaseModel):
         None, description="which search found it: fast (per-frame), slow or faint"
     )
     known_object: str | None = Field(None, description="designation of a matched known object")
+    astrometry: str | None = Field(
+        None,
+        description="where ra/dec come from: wcs (the frames' own WCS, registered on the "
+        "stars), approximate (header pointing and nominal pixel scale: arcminutes off, not "
+        "for MPC reports), none (no sky positions: pixels only)",
+    )
 
 
 class FieldInfo(BaseModel):
@@ -83,6 +102,23 @@ class FieldInfo(BaseModel):
     frames: int | None = None
     mjd_start: float | None = Field(None, description="first frame's mid-exposure, UTC MJD")
     mjd_end: float | None = Field(None, description="last frame's mid-exposure, UTC MJD")
+
+
+class RegistrationOut(BaseModel):
+    """How one frame was put on the reference grid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frame: str = Field(description="file name")
+    method: str = Field(
+        description="reference, wcs+stars (its WCS corrected on the stars), stars (no WCS), "
+        "or wcs (too few stars in the field)"
+    )
+    stars: int = Field(description="stars matched with the reference frame")
+    rms_px: float | None = Field(None, description="RMS of the matched stars about the fit, px")
+    offset_px: list[float] = Field(
+        description="(dx, dy) of the frame's pixel under the reference grid's centre, px"
+    )
 
 
 class RunInfo(BaseModel):
@@ -110,6 +146,16 @@ class RunInfo(BaseModel):
     faint_binning: int | None = Field(None, description="faint search: start pixels binned b x b")
     faint_threshold: float | None = Field(
         None, description="faint search: stacked SNR, in units of each motion's noise"
+    )
+    astrometry: str | None = Field(
+        None, description="where sky positions come from: wcs, approximate or none"
+    )
+    astrometry_note: str | None = Field(None, description="how the sky solution was made")
+    registration: list[RegistrationOut] | None = Field(
+        None, description="per frame: how it was registered on the reference frame's stars"
+    )
+    detector_fixed_rejected: int | None = Field(
+        None, description="tracks dropped because they stay on the same detector pixels"
     )
     simulated: bool | None = Field(None, description="the frames came from the simulator")
     state: str | None = Field(None, description="services: the job's state")
