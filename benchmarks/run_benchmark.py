@@ -109,6 +109,8 @@ TRAITS = {
     "jumps": {"blocks": 3, "block_gap_min": 30.0, "jump_arcsec": 120.0},
     "wcs_error": {"wcs_error_px": 3.0},
 }
+# A drifting (unguided) pointing moves smoothly: no dithers of +-5 px on top.
+SMOOTH_DITHER_PX = 0.5
 TRAITS_BARS = {"false_tracks_per_field": 0.5, "completeness_snr_ge_5_loss_points": 2.0}
 # --smallsat: the sequence the issue describes (a small telescope in space).
 SMALLSAT = {
@@ -118,6 +120,7 @@ SMALLSAT = {
     "exptime_s": 65.0,
     "cadence_min": 1.5,
     "fwhm_range_px": (1.8, 2.4),
+    "dither_px": 0.5,
     "rate_range": (5.0, 300.0),
     "traits": {
         "warm_pixel_fraction": 1e-3,
@@ -414,6 +417,8 @@ def _field_settings(args: argparse.Namespace, traits: tuple[str, ...]) -> dict[s
             "n_frames": args.frames,
             "traits": _real_traits(traits, 1.2),  # simulate_field's default scale
         }
+        if {"drift", "jumps"} & set(traits):
+            values["dither_px"] = SMOOTH_DITHER_PX
     return {
         **values,
         "n_objects": args.objects,

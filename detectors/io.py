@@ -284,15 +284,17 @@ def _trimmed(
 ) -> tuple[tuple[slice, slice] | None, np.ndarray, WCS | None]:
     """The sky part of a raw frame (``TRIMSEC``/``DATASEC``), its WCS moved to match.
 
-    The header copy's ``LTV1/LTV2`` are moved too, so `Frame.origin` keeps
-    the trimmed pixels' place on the detector.
+    The header copy's ``CRPIXi`` and ``LTVi`` move too, so it describes the
+    trimmed pixels and `Frame.origin` keeps their place on the detector.
     """
     section = data_section(header, data.shape, name=name)
     if section is None:
         return None, data, wcs
-    y0, x0 = section[0].start, section[1].start
-    header["LTV1"] = float(header.get("LTV1", 0.0) or 0.0) - x0
-    header["LTV2"] = float(header.get("LTV2", 0.0) or 0.0) - y0
+    for axis, start in ((1, section[1].start), (2, section[0].start)):
+        header[f"LTV{axis}"] = float(header.get(f"LTV{axis}", 0.0) or 0.0) - start
+        crpix = header.get(f"CRPIX{axis}")
+        if crpix is not None:
+            header[f"CRPIX{axis}"] = float(crpix) - start
     return section, data[section], None if wcs is None else wcs.slice(section)
 
 

@@ -38,7 +38,7 @@ MAX_STARS = 300
 #: Bin of the translation vote, pixels.
 _VOTE_BIN = 2.0
 #: Star catalogues: sep's detection threshold (sigma) and smallest area (pixels).
-_DETECT_SIGMA, _MIN_AREA = 8.0, 5
+_DETECT_SIGMA, _MIN_AREA = 5.0, 5
 #: The frame as taken, and turned by 90, 180 and 270 degrees.
 _TURNS = tuple(
     np.array(t, dtype=float)
@@ -232,10 +232,14 @@ def register_frames(
             sy, sx = np.meshgrid(gy, gx, indexing="ij")
         method[k] = "reference" if k == ref else "wcs+stars" if with_wcs else "stars"
         if k != ref:
-            if len(ref_stars) < MIN_STARS and with_wcs:
-                method[k] = "wcs"  # a sparse field: the WCS alone, as before
+            pred = _predicted(ref_stars, gy, gx, sy, sx)
+            h, w = frame.shape
+            inside = np.sum(
+                (pred[:, 0] > 0) & (pred[:, 0] < w - 1) & (pred[:, 1] > 0) & (pred[:, 1] < h - 1)
+            )
+            if inside < 2 * MIN_STARS and with_wcs:
+                method[k] = "wcs"  # a sparse field: nothing to correct the WCS on
             else:
-                pred = _predicted(ref_stars, gy, gx, sy, sx)
                 matrix, matched[k], rms[k] = _match(
                     pred, cats[k], max_shift=max_shift, centre=centre
                 )

@@ -275,7 +275,9 @@ def _run_per_stage_services(services: Services) -> None:
                 time.sleep(0.1)
             time.sleep(2.0)
             status = http.get(f"/status/{job_id}").json()
-            assert status["state"] == "fast_detect" and status["percent"] == STAGES["fast"][2], status
+            assert status["state"] == "fast_detect" and status["percent"] == STAGES["fast"][2], (
+                status
+            )
             ready, consumers = queue_state("detailed_detect", vhost=services.vhost)
             assert ready >= 1 and consumers == 0, (ready, consumers)
 
