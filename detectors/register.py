@@ -224,6 +224,7 @@ def register_frames(
     map_y, map_x = np.empty((n, gy.size, gx.size)), np.empty((n, gy.size, gx.size))
     method, matched, rms = [""] * n, np.zeros(n, dtype=int), np.full(n, np.nan)
     ref_wcs = frames[ref].wcs
+    failed: list[int] = []
     for k, frame in enumerate(frames):
         with_wcs = frame.wcs is not None and ref_wcs is not None
         if with_wcs and k != ref:
@@ -244,14 +245,22 @@ def register_frames(
                     pred, cats[k], max_shift=max_shift, centre=centre
                 )
                 if matched[k] < MIN_STARS:
-                    raise RegistrationError(
-                        _refusal(frames, k, ref, len(ref_stars), matched[k]), frame=frame.name
-                    )
+                    failed.append(k)
+                    continue
                 moved = _apply(matrix, np.c_[sx.ravel(), sy.ravel()])
                 sx, sy = moved[:, 0].reshape(sx.shape), moved[:, 1].reshape(sy.shape)
         map_y[k], map_x[k] = sy, sx
         if progress:
             progress(k + 1, n)
+    if failed:
+        # Most frames disagreeing with the reference: the reference is the odd one out.
+        odd = ref if len(failed) >= max(2, (n - 1) / 2) else failed[0]
+        message = (
+            _refusal(frames, odd, failed[0], len(cats[failed[0]]), int(matched[failed[0]]))
+            if odd == ref
+            else _refusal(frames, odd, ref, len(ref_stars), int(matched[odd]))
+        )
+        raise RegistrationError(message, frame=frames[odd].name)
     return Registration(
         ref=ref,
         grid_y=gy,
@@ -278,6 +287,7 @@ def _predicted(
 
 
 def _refusal(frames: list[Frame], k: int, ref: int, n_ref: int, matched: int) -> str:
+    """Why frame ``k`` does not register on frame ``ref`` (``n_ref`` stars, ``matched`` found)."""
     name, ref_name = frames[k].name, frames[ref].name
     if n_ref < MIN_STARS:
         return (
@@ -286,7 +296,7 @@ def _refusal(frames: list[Frame], k: int, ref: int, n_ref: int, matched: int) ->
             "plate-solve the frames, or search a longer exposure or a richer field."
         )
     return (
-        f"{name}: cannot be registered on the stars of the reference frame {ref_name} "
+        f"{name}: cannot be registered on the stars of {ref_name} "
         f"({matched} of {n_ref} stars matched, at least {MIN_STARS} needed): it may show "
         "another field or be clouded, trailed or blank; remove it, or leave it out with "
         "--skip-bad."
