@@ -5,10 +5,10 @@ so one celestial WCS of that grid places every track. It comes from what
 the frames offer, best first:
 
 - ``wcs``: the frames' own WCS. Each frame's WCS, carried through its star
-  registration, says where the reference pixels are; their median is the
-  reference grid's WCS. A WCS off by pixels in some frames (a spacecraft's
-  attitude, a mount's model) is outvoted by the others, and a reference
-  frame without a WCS borrows its neighbours'.
+  registration, says where the reference pixels are; their clipped mean is
+  the reference grid's WCS. A WCS off by pixels in some frames (a spacecraft's
+  attitude, a mount's model) is averaged with the others (a clipped mean),
+  and a reference frame without a WCS borrows its neighbours'.
 - ``approximate``: no frame has a WCS; the header's pointing
   (``OBJCTRA``/``OBJCTDEC``, ``RA``/``DEC``) and a nominal pixel scale (the
   header's, or ``pixel_scale``), north up and east left. Good to arcminutes:
@@ -37,6 +37,8 @@ __all__ = ["approximate_wcs", "compose_affine", "sky_solution"]
 
 #: Coarse-grid nodes (every n-th) where the frames' WCS are compared.
 _SUBSAMPLE = 3
+#: Frames' WCS within this of the median (pixels) are never clipped from the mean.
+_CLIP_FLOOR_PX = 1.0
 
 
 def approximate_wcs(ra: float, dec: float, scale_arcsec: float, shape: tuple[int, int]) -> WCS:
@@ -136,7 +138,12 @@ def _consensus(frames: list[Frame], reg: Registration) -> tuple[WCS, float]:
         where[row, inside] = np.c_[base.world_to_pixel_values(*world)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # grid points no frame covers
-        target = np.nanmedian(where, axis=0)
+        # A clipped mean: as good as the mean for errors of a few pixels in every
+        # frame (the median of a few of them is not), deaf to one WCS far off.
+        centre = np.nanmedian(where, axis=0)
+        spread = 1.4826 * np.nanmedian(np.abs(where - centre), axis=0)
+        keep = np.abs(where - centre) <= np.maximum(3.0 * spread, _CLIP_FLOOR_PX)
+        target = np.nanmean(np.where(keep, where, np.nan), axis=0)
         scatter = float(np.sqrt(np.nanmean(np.sum((where - target) ** 2, axis=2))))
     ok = np.all(np.isfinite(target), axis=1)
     matrix, _, _ = fit_affine(grid[ok], target[ok], clip=10.0)
@@ -173,7 +180,7 @@ def sky_solution(
         n = sum(f.wcs is not None for f in frames)
         scale = float(np.mean(proj_plane_pixel_scales(wcs))) * 3600.0
         note = (
-            f"the median of {n} frames' own WCS through the star registration "
+            f"the clipped mean of {n} frames' own WCS through the star registration "
             f"(they disagree by {scatter:.2f} px RMS)"
             if n > 1
             else f"the WCS of {next(f.name for f in frames if f.wcs is not None)} through "
