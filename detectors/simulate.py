@@ -55,7 +55,11 @@ class RealTraits:
     jump_px : float
         Between blocks the pointing jumps this far, each time in a random direction.
     wcs_error_px : float
-        Each header WCS is off from the truth by this many pixels (random direction).
+        Each header WCS is off from the truth by about this many pixels, in a
+        random direction; the errors average to zero over the sequence (an
+        attitude or mount model that jitters about a calibrated pointing: a
+        common offset of every frame is no search's business and no
+        catalogue-free method could find it).
     exposure_keyword : str
         Header keyword of the exposure time (``EXPTIME``, ``EXPOSURE``, ...).
     height_loss_rows : int
@@ -517,6 +521,8 @@ def _pointing_traits(
     wander = drift + jumps
     wander -= wander.mean(axis=0)
     error = traits.wcs_error_px * np.c_[np.sin(error_angles), np.cos(error_angles)]
+    if hours.size > 1:
+        error -= error.mean(axis=0)
     return wander, error
 
 

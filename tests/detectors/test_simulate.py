@@ -254,12 +254,20 @@ def test_real_traits_drift_jump_warm_pixels_rough_wcs_and_heights():
     x = np.array([o["x"] for o in field.truth["objects"][0]["observations"]])
     steps = np.abs(np.diff(x))
     assert steps[gaps > 30].min() > 5 * np.median(steps[gaps < 30]) or np.ptp(x) > 20
-    # The header WCS is 3 px off the true one that placed the objects.
-    for (_, _, header), obs in zip(
-        field.frames, field.truth["objects"][0]["observations"], strict=True
-    ):
-        px, py = WCS(header).world_to_pixel_values(obs["ra"], obs["dec"])
-        assert np.hypot(px - obs["x"], py - obs["y"]) == pytest.approx(3.0, abs=0.05)
+    # The header WCS are about 3 px off the true ones that placed the objects, and
+    # their errors average to zero over the sequence.
+    errors = np.array(
+        [
+            np.subtract(
+                WCS(header).world_to_pixel_values(obs["ra"], obs["dec"]), (obs["x"], obs["y"])
+            )
+            for (_, _, header), obs in zip(
+                field.frames, field.truth["objects"][0]["observations"], strict=True
+            )
+        ]
+    )
+    assert np.sqrt(np.mean(np.sum(errors**2, axis=1))) == pytest.approx(3.0, rel=0.35)
+    np.testing.assert_allclose(errors.mean(axis=0), 0.0, atol=0.05)
     # Warm pixels: fixed on the detector, a few sky sigmas above the plain field.
     excess = np.median(
         [
