@@ -112,7 +112,7 @@ class RegistrationOut(BaseModel):
     frame: str = Field(description="file name")
     method: str = Field(
         description="reference, wcs+stars (its WCS corrected on the stars), stars (no WCS), "
-        "or wcs (too few stars in the field)"
+        "or wcs (the stars agree with its WCS, or the field has too few stars to tell)"
     )
     stars: int = Field(description="stars matched with the reference frame")
     rms_px: float | None = Field(None, description="RMS of the matched stars about the fit, px")

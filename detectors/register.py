@@ -39,6 +39,8 @@ MAX_STARS = 300
 _VOTE_BIN = 2.0
 #: Star catalogues: sep's detection threshold (sigma) and smallest area (pixels).
 _DETECT_SIGMA, _MIN_AREA = 5.0, 5
+#: Chi-square (6 dof) above which a star correction of a WCS mapping is applied.
+_SIGNIFICANT_CHI2 = 30.0
 #: The frame as taken, and turned by 90, 180 and 270 degrees.
 _TURNS = tuple(
     np.array(t, dtype=float)
@@ -144,8 +146,8 @@ def _match(
     -------
     matrix : ndarray, shape (2, 3)
         Maps predicted positions onto the frame's own pixels.
-    matched : int
-        Stars matched (inliers of the final fit).
+    used : ndarray, shape (M, 2)
+        Predicted positions of the matched stars (inliers of the final fit).
     rms : float
     """
     best = None
@@ -157,8 +159,9 @@ def _match(
         if votes >= max(MIN_STARS, 0.2 * min(len(pred), len(stars))):
             break
     matrix, votes = best
+    none = np.zeros((0, 2))
     if votes < MIN_STARS:
-        return matrix, 0, math.nan
+        return matrix, none, math.nan
     tree = cKDTree(stars)
     # Shrinking radii: chance pairs of a wrong field do not survive 1 pixel.
     for radius in (3 * _VOTE_BIN, 2.0, 1.0):
@@ -169,11 +172,26 @@ def _match(
         _, first = np.unique(idx[ok][order], return_index=True)
         src_i = np.flatnonzero(ok)[order][first]
         if src_i.size < MIN_STARS:
-            return matrix, 0, math.nan
+            return matrix, none, math.nan
         matrix, inlier, rms = fit_affine(pred[src_i], stars[idx[src_i]])
         if inlier.sum() < MIN_STARS:
-            return matrix, 0, math.nan
-    return matrix, int(inlier.sum()), rms
+            return matrix, none, math.nan
+    return matrix, pred[src_i][inlier], rms
+
+
+def _significant(matrix: np.ndarray, used: np.ndarray, rms: float) -> bool:
+    """Whether an affine correction differs from none by more than its own noise.
+
+    A WCS that is already right (a good plate solution) is kept as it is:
+    a correction fitted to a few dozen centroids would only add their noise.
+    Chi-square of the six parameters against the identity, threshold 30
+    (a chance of 3e-5 for 6 degrees of freedom).
+    """
+    design = np.c_[used, np.ones(len(used))]
+    sigma2 = max(rms, 0.01) ** 2 / 2.0  # per coordinate
+    inverse = design.T @ design / sigma2
+    delta = matrix - np.eye(2, 3)
+    return float(sum(d @ inverse @ d for d in delta)) > _SIGNIFICANT_CHI2
 
 
 def register_frames(
@@ -241,14 +259,16 @@ def register_frames(
             if inside < 2 * MIN_STARS and with_wcs:
                 method[k] = "wcs"  # a sparse field: nothing to correct the WCS on
             else:
-                matrix, matched[k], rms[k] = _match(
-                    pred, cats[k], max_shift=max_shift, centre=centre
-                )
+                matrix, used, rms[k] = _match(pred, cats[k], max_shift=max_shift, centre=centre)
+                matched[k] = len(used)
                 if matched[k] < MIN_STARS:
                     failed.append(k)
                     continue
-                moved = _apply(matrix, np.c_[sx.ravel(), sy.ravel()])
-                sx, sy = moved[:, 0].reshape(sx.shape), moved[:, 1].reshape(sy.shape)
+                if with_wcs and not _significant(matrix, used, rms[k]):
+                    method[k] = "wcs"  # the stars agree with the WCS
+                else:
+                    moved = _apply(matrix, np.c_[sx.ravel(), sy.ravel()])
+                    sx, sy = moved[:, 0].reshape(sx.shape), moved[:, 1].reshape(sy.shape)
         map_y[k], map_x[k] = sy, sx
         if progress:
             progress(k + 1, n)

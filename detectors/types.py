@@ -338,8 +338,8 @@ class Registration:
         Detector pixel ``(y, x)`` of each frame's first pixel.
     method : list of str
         Per frame: ``reference``, ``wcs+stars`` (WCS corrected on the stars),
-        ``stars`` (no WCS: the stars alone) or ``wcs`` (too few stars in the
-        field to correct the WCS).
+        ``stars`` (no WCS: the stars alone) or ``wcs`` (the stars agree with
+        the WCS within their noise, or the field has too few to tell).
     stars : ndarray of int, shape (N,)
         Stars matched with the reference frame (0 where not registered on stars).
     rms_px : ndarray, shape (N,)
