@@ -14,8 +14,8 @@ Version history:
 - 1.1.0: ``schema_version``; ``origin`` per track; the ``run`` block's
   fields documented.
 - 1.2.0: frames without a WCS are searched: ``astrometry`` per track and in
-  ``run`` says where sky positions come from (``wcs``, ``approximate``,
-  ``none``), ``ra``/``dec`` are left out when there are none, and every
+  ``run`` says where sky positions come from (``wcs``, ``solved``,
+  ``approximate``, ``none``), ``ra``/``dec`` are left out when there are none, and every
   observation gives ``x``/``y`` in its frame's own pixels; ``run`` gains
   ``registration`` (per frame), ``astrometry_note`` and
   ``detector_fixed_rejected``.
@@ -87,8 +87,9 @@ class TrackOut(BaseModel):
     astrometry: str | None = Field(
         None,
         description="where ra/dec come from: wcs (the frames' own WCS, registered on the "
-        "stars), approximate (header pointing and nominal pixel scale: arcminutes off, not "
-        "for MPC reports), none (no sky positions: pixels only)",
+        "stars), solved (plate-solved here, e.g. by astrometry.net), approximate (header "
+        "pointing and nominal pixel scale: arcminutes off, not for MPC reports), none (no sky "
+        "positions: pixels only)",
     )
 
 
@@ -148,7 +149,7 @@ class RunInfo(BaseModel):
         None, description="faint search: stacked SNR, in units of each motion's noise"
     )
     astrometry: str | None = Field(
-        None, description="where sky positions come from: wcs, approximate or none"
+        None, description="where sky positions come from: wcs, solved, approximate or none"
     )
     astrometry_note: str | None = Field(None, description="how the sky solution was made")
     registration: list[RegistrationOut] | None = Field(

@@ -50,12 +50,14 @@ __all__ = [
     "load_fast_result",
     "load_frame",
     "load_frames",
+    "read_wcs_file",
     "save_fast_result",
     "write_bytes",
     "write_fits",
     "write_json",
     "write_png",
     "write_simulated_field",
+    "write_star_list",
     "write_text",
 ]
 
@@ -751,3 +753,31 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write a file's bytes as they are (a picture fetched from the API)."""
     return _atomic_write(Path(path), lambda tmp: tmp.write_bytes(data))
+
+
+def write_star_list(
+    path: str | os.PathLike, x: np.ndarray, y: np.ndarray, flux: np.ndarray
+) -> Path:
+    """Write stars as a FITS table ``X``, ``Y`` (1-based FITS pixels), ``FLUX``.
+
+    The "xylist" astrometry.net's ``solve-field`` reads instead of an image,
+    so it solves our star catalogue rather than extracting its own.
+    """
+    columns = [
+        fits.Column(name=name, format="D", array=np.asarray(values, dtype=float))
+        for name, values in (("X", np.asarray(x) + 1.0), ("Y", np.asarray(y) + 1.0), ("FLUX", flux))
+    ]
+    table = fits.BinTableHDU.from_columns(columns)
+    return _atomic_write(Path(path), lambda tmp: table.writeto(tmp, overwrite=True))
+
+
+def read_wcs_file(path: str | os.PathLike) -> WCS | None:
+    """The celestial WCS in a header-only FITS file (a plate solver's ``.wcs``), or None."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        header = fits.getheader(path)
+    except (OSError, ValueError):
+        return None
+    return celestial_wcs(header)

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .align import align_frames
-from .backend import device_name, get_xp
+from .backend import device_name, get_xp, to_numpy
 from .config import SearchConfig
 from .detect import find_candidates
 from .difference import difference_frames
@@ -27,7 +27,7 @@ from .fit import FitSettings, fit_tracks
 from .fixed import reject_detector_fixed
 from .link import link_candidates
 from .masks import frame_masks
-from .register import register_frames
+from .register import register_frames, star_catalogue
 from .sky import sky_solution
 from .slow import find_slow_movers
 from .tracks import build_track, merge_tracks
@@ -118,7 +118,13 @@ def fast_detect(
             native.append(image - level)
         bad = frame_masks(frames, native, xp)
         registration = register_frames(frames, native, bad, progress=tick)
-        sky = sky_solution(frames, registration, pixel_scale=config.pixel_scale)
+        # The reference frame's stars, for a plate solver when no frame has a WCS.
+        ref_stars = (
+            None
+            if any(f.wcs is not None for f in frames)
+            else star_catalogue(to_numpy(native[registration.ref]), to_numpy(bad[registration.ref]))
+        )
+        sky = sky_solution(frames, registration, pixel_scale=config.pixel_scale, stars=ref_stars)
         del native
     with stage("align") as tick:
         aligned = align_frames(frames, bad, xp, registration=registration, progress=tick)

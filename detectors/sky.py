@@ -9,7 +9,10 @@ the frames offer, best first:
   the reference grid's WCS. A WCS off by pixels in some frames (a spacecraft's
   attitude, a mount's model) is averaged with the others (a clipped mean),
   and a reference frame without a WCS borrows its neighbours'.
-- ``approximate``: no frame has a WCS; the header's pointing
+- ``solved``: no frame has a WCS; the reference frame's stars are
+  plate-solved (`detectors.platesolve`: astrometry.net's ``solve-field``
+  when installed with index files covering the field's scale).
+- ``approximate``: no frame has a WCS and none could be solved; the header's pointing
   (``OBJCTRA``/``OBJCTDEC``, ``RA``/``DEC``) and a nominal pixel scale (the
   header's, or ``pixel_scale``), north up and east left. Good to arcminutes:
   rates are right, positions are not fit for an MPC report.
@@ -30,6 +33,7 @@ from astropy.wcs.utils import fit_wcs_from_points, proj_plane_pixel_scales
 
 from .errors import InputError
 from .headers import pixel_scale_hint, pointing_hint
+from .platesolve import available_solvers, plate_solve
 from .register import fit_affine
 from .types import Frame, Registration, SkySolution
 
@@ -152,7 +156,11 @@ def _consensus(frames: list[Frame], reg: Registration) -> tuple[WCS, float]:
 
 
 def sky_solution(
-    frames: list[Frame], registration: Registration, *, pixel_scale: float | None = None
+    frames: list[Frame],
+    registration: Registration,
+    *,
+    pixel_scale: float | None = None,
+    stars: np.ndarray | None = None,
 ) -> SkySolution:
     """The reference grid's place on the sky, from the best the frames offer.
 
@@ -165,6 +173,9 @@ def sky_solution(
     pixel_scale : float, keyword-only
         Arcsec per pixel for frames without a WCS (``--pixel-scale``); the
         header's nominal scale otherwise.
+    stars : ndarray, shape (M, 2), keyword-only
+        The reference frame's stars ``(x, y)``, brightest first, for a plate
+        solver when no frame has a WCS.
 
     Returns
     -------
@@ -190,22 +201,39 @@ def sky_solution(
         return SkySolution(wcs=wcs, astrometry="wcs", pixel_scale=scale, note=note)
     headers = [ref.header]
     scale = pixel_scale or pixel_scale_hint(headers)
+    pointing = pointing_hint(headers)
+    solvers = available_solvers()
+    solved = (
+        None if stars is None else plate_solve(stars, ref.shape, scale=scale, pointing=pointing)
+    )
+    if solved is not None:
+        scale = float(np.mean(proj_plane_pixel_scales(solved.wcs))) * 3600.0
+        note = (
+            f"no frame has a WCS: {ref.name} plate-solved by {solved.solver} from "
+            f"{len(stars)} stars ({scale:.3f} arcsec/px); every frame placed by registration"
+        )
+        return SkySolution(wcs=solved.wcs, astrometry="solved", pixel_scale=scale, note=note)
+    tried = (
+        f"{' and '.join(solvers)} found no plate solution"
+        if solvers
+        else "no plate solver installed (astrometry.net's solve-field)"
+    )
     if scale is None:
         raise InputError(
             f"{ref.name}: the frames have no WCS and no pixel scale (SECPIX, PIXSCALE, or "
-            "XPIXSZ with FOCALLEN); give --pixel-scale ARCSEC_PER_PIXEL, or plate-solve the "
-            "frames (e.g. astrometry.net's solve-field) and keep the solution in their headers."
+            f"XPIXSZ with FOCALLEN), and {tried}; give --pixel-scale ARCSEC_PER_PIXEL, or "
+            "plate-solve the frames (e.g. astrometry.net's solve-field) and keep the solution "
+            "in their headers."
         )
     source = "--pixel-scale" if pixel_scale else "the header's nominal pixel scale"
-    pointing = pointing_hint(headers)
     if pointing is None:
         note = (
-            f"no WCS and no pointing in the headers: positions in pixels only, rates from "
-            f"{source} ({scale:.3f} arcsec/px)"
+            f"no WCS, {tried}, and no pointing in the headers: positions in pixels only, "
+            f"rates from {source} ({scale:.3f} arcsec/px)"
         )
         return SkySolution(wcs=None, astrometry="none", pixel_scale=scale, note=note)
     note = (
-        f"APPROXIMATE: no frame has a WCS; centre from the header's pointing "
+        f"APPROXIMATE: no frame has a WCS and {tried}; centre from the header's pointing "
         f"(RA {pointing[0]:.4f}, Dec {pointing[1]:.4f}), {source} ({scale:.3f} arcsec/px), "
         "north up assumed; positions may be off by arcminutes - plate-solve before reporting"
     )

@@ -304,7 +304,8 @@ class SkySolution:
         frames on the sky (tracks are then given in pixels only).
     astrometry : str
         ``wcs``: the frames' own WCS (their consensus, through the star
-        registration); ``approximate``: from the header's pointing and a
+        registration); ``solved``: plate-solved here from the reference
+        frame's stars; ``approximate``: from the header's pointing and a
         nominal pixel scale, good to arcminutes, not for MPC reports;
         ``none``: no sky positions.
     pixel_scale : float
