@@ -42,8 +42,8 @@ __all__ = ["approximate_wcs", "compose_affine", "sky_solution"]
 #: Coarse-grid nodes (every n-th) where the frames' WCS are compared.
 _SUBSAMPLE = 3
 #: Frames' WCS within this of the median (pixels) are never clipped from the
-#: mean: a few pixels of jitter average out, a WCS tens of pixels off is dropped.
-_CLIP_FLOOR_PX = 5.0
+#: mean: pixels of jitter average out, a WCS tens of pixels off (a failed solution) is dropped.
+_CLIP_FLOOR_PX = 15.0
 
 
 def approximate_wcs(ra: float, dec: float, scale_arcsec: float, shape: tuple[int, int]) -> WCS:
