@@ -135,7 +135,7 @@ def _vote(pred: np.ndarray, stars: np.ndarray, max_shift: float) -> tuple[np.nda
 
 def _match(
     pred: np.ndarray, stars: np.ndarray, *, max_shift: float, centre: np.ndarray
-) -> tuple[np.ndarray, int, float]:
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Affine from predicted reference-star positions to the frame's stars.
 
     The vote finds the translation (trying the frame turned by 90, 180 and
@@ -230,6 +230,8 @@ def register_frames(
         A frame whose stars do not match the reference frame's (another
         field, clouds, a trailed or blank exposure), or frames without a
         WCS when the reference frame shows too few stars to place them.
+        When most frames fail, the reference frame is the one named: it is
+        the odd one out, and leaving it out lets another frame be the reference.
     """
     ref = reference_index(frames)
     shape = frames[ref].shape
