@@ -121,7 +121,6 @@ SMALLSAT = {
     "cadence_min": 1.5,
     "fwhm_range_px": (1.8, 2.4),
     "dither_px": 0.5,
-    "rate_range": (5.0, 300.0),
     "traits": {
         "warm_pixel_fraction": 1e-3,
         "drift_px_per_hour": 20.0,
@@ -152,7 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     tail = ([] if args.faint else ["--no-faint"]) + shlex.split(args.detect_args)
     if args.smallsat:
         args.frames = SMALLSAT["n_frames"]
-        args.rate_range = args.rate_range or SMALLSAT["rate_range"]
     if args.depth:  # search exactly the simulated rates
         lo, hi = args.rate_range
         tail += ["--rate-min", f"{lo:g}", "--rate-max", f"{hi:g}"]
@@ -407,10 +405,10 @@ def _real_traits(names: tuple[str, ...], scale_arcsec: float) -> RealTraits | No
 def _field_settings(args: argparse.Namespace, traits: tuple[str, ...]) -> dict[str, Any]:
     """`simulate_field` keywords for one field of this run (bar the seed)."""
     if args.smallsat:
-        values = {k: v for k, v in SMALLSAT.items() if k not in ("traits", "rate_range")}
+        values = {k: v for k, v in SMALLSAT.items() if k != "traits"}
         extra = dict(SMALLSAT["traits"])
         extra["jump_px"] = extra.pop("jump_arcsec") / SMALLSAT["pixel_scale_arcsec"]
-        values["traits"] = RealTraits(**extra)
+        values["traits"] = None if args.plain else RealTraits(**extra)
     else:
         values = {
             "shape": (args.size, args.size),
@@ -438,7 +436,11 @@ def _run_field(
 ) -> tuple[dict[str, Any], FieldScore | None]:
     """Simulate, write, detect (timed) and score one field (``traits``: those switched on)."""
     traits = _chosen_traits(args) if traits is None else traits
-    tag = "_smallsat" if args.smallsat else "".join(f"_{t}" for t in traits)
+    tag = (
+        f"_smallsat{'_plain' if args.plain else ''}"
+        if args.smallsat
+        else "".join(f"_{t}" for t in traits)
+    )
     outdir = workdir / f"s{seed}_{args.size}px_{args.frames}f{'_depth' if args.depth else ''}{tag}"
     field = simulate_field(seed=seed, **_field_settings(args, traits))
     frames_dir, _ = _write_field(field, outdir)
