@@ -310,6 +310,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help='small space telescope: 1078x712 px, 3"/px, 25 frames in 3 blocks, every trait on',
     )
+    real.add_argument(
+        "--plain", action="store_true", help="with --smallsat: the same geometry, no traits"
+    )
     p.add_argument(
         "--ideal-threshold",
         type=float,
