@@ -311,7 +311,9 @@ def _parser() -> argparse.ArgumentParser:
         help='small space telescope: 1078x712 px, 3"/px, 25 frames in 3 blocks, every trait on',
     )
     real.add_argument(
-        "--plain", action="store_true", help="with --smallsat: the same geometry, no traits"
+        "--plain",
+        action="store_true",
+        help="with --smallsat: the same geometry and blocks, no other trait",
     )
     p.add_argument(
         "--ideal-threshold",
@@ -411,7 +413,8 @@ def _field_settings(args: argparse.Namespace, traits: tuple[str, ...]) -> dict[s
         values = {k: v for k, v in SMALLSAT.items() if k != "traits"}
         extra = dict(SMALLSAT["traits"])
         extra["jump_px"] = extra.pop("jump_arcsec") / SMALLSAT["pixel_scale_arcsec"]
-        values["traits"] = None if args.plain else RealTraits(**extra)
+        timing = {k: extra[k] for k in ("blocks", "block_gap_min")}  # the same night
+        values["traits"] = RealTraits(**(timing if args.plain else extra))
     else:
         values = {
             "shape": (args.size, args.size),
