@@ -218,7 +218,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.mpc:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", report.ApproximateAstrometryWarning)
-            mpc = mpc_text(result.tracks, result.frames, known=known.known, info=info)
+            try:
+                mpc = mpc_text(result.tracks, result.frames, known=known.known, info=info)
+            except ValueError as err:  # no sky positions at all
+                raise InputError(f"tracks written to {args.out}, but {err}") from err
         for warning in caught:
             print(f"warning: {warning.message} ({args.mpc})", file=sys.stderr)
         io.write_text(args.mpc, mpc)

@@ -312,8 +312,9 @@ def test_frames_without_any_wcs_give_tracks_in_pixels(simulated, tmp_path):
     proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
     assert_input_error(proc, "no WCS and no pixel scale", "--pixel-scale")
     proc = run_cli(
-        "detect", "frames", "--out", "t.json", "--pixel-scale", 1.2, "--mpc", "r.txt", cwd=tmp_path
-    )
+        "detect", "frames", "--out", "t.json", "--pixel-scale", 1.2, "--mpc", "r.txt",
+        "--observatory", "X05", "--measurer", "A. Tester", cwd=tmp_path,
+    )  # fmt: skip
     err = assert_input_error(proc, "tracks written to t.json", "no MPC report")
     assert "positions in pixels only" in err
     doc = json.loads((tmp_path / "t.json").read_text())
@@ -333,7 +334,10 @@ def test_approximate_sky_is_written_to_mpc_with_a_warning(simulated, tmp_path):
         _write_variant(
             path, folder / path.name, drop=WCS_KEYS, update={"RA": ra, "DEC": dec, "SECPIX": 1.2}
         )
-    proc = run_cli("detect", "frames", "--out", "t.json", "--mpc", "r.txt", cwd=tmp_path)
+    proc = run_cli(
+        "detect", "frames", "--out", "t.json", "--mpc", "r.txt",
+        "--observatory", "X05", "--measurer", "A. Tester", cwd=tmp_path,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     err = _flat(proc.stderr)
     assert "warning: sky positions: APPROXIMATE" in err
