@@ -30,12 +30,13 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from detectors import __version__
 from detectors.config import PARAMETERS
-from detectors.errors import InputError
+from detectors.errors import InputError, RegistrationError
 
 __all__ = ["build_parser", "main", "worker_argv", "worker_command"]
 
 STAGE_LABELS = {
     "load": "Loading frames",
+    "register": "Registering",
     "align": "Aligning",
     "difference": "Differencing",
     "detect": "Detecting",
@@ -164,24 +165,37 @@ def cmd_detect(args: argparse.Namespace) -> int:
             flat=args.flat,
             on_error="skip" if args.skip_bad else "raise",
             progress=lambda done, total: progress("load", done, total),
+            allow_no_wcs=True,
         )
     for name, reason in loaded.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
-    io.check_frames(loaded.frames, skipped=loaded.skipped)
-    reference, info = _report_info(args, loaded.frames, settings)
+    frames, skipped = list(loaded.frames), list(loaded.skipped)
+    io.check_frames(frames, skipped=skipped)
+    reference, info = _report_info(args, frames, settings)
     if show:
-        err_console.print(f"{STAGE_LABELS['load']:<16} {len(loaded.frames)} frames")
-    with _progress_bars(show) as progress:
-        result = find_moving_objects(
-            loaded.frames,
-            config=config,
-            progress=progress,
-            timings={"load": time.perf_counter() - t0},
-            keep_differences=args.cutouts is not None,
-        )
+        err_console.print(f"{STAGE_LABELS['load']:<16} {len(frames)} frames")
+    while True:  # --skip-bad: a frame that cannot be registered is left out, and again
+        try:
+            with _progress_bars(show) as progress:
+                result = find_moving_objects(
+                    frames,
+                    config=config,
+                    progress=progress,
+                    timings={"load": time.perf_counter() - t0},
+                    keep_differences=args.cutouts is not None,
+                )
+            break
+        except RegistrationError as err:
+            if not args.skip_bad:
+                raise
+            print(f"skipped {err}", file=sys.stderr)
+            skipped.append((err.frame, str(err).removeprefix(f"{err.frame}: ")))
+            frames = [f for f in frames if f.name != err.frame]
+            io.check_frames(frames, skipped=skipped)
     known = identify(
         result.tracks,
         result.frames,
+        wcs=None if result.sky is None else result.sky.wcs,
         reference=reference,
         settings=settings,
         mode=args.known,
@@ -195,12 +209,22 @@ def cmd_detect(args: argparse.Namespace) -> int:
         frames=result.frames,
         run={**result.run, **known.run},
         annotations=known.per_track,
+        reference=[f.name for f in result.frames].index(result.run["reference_frame"]),
+        centre=_field_centre(result),
     )
     io.write_json(args.out, contract)
+    if result.sky is not None and result.sky.astrometry != "wcs":
+        print(f"warning: sky positions: {result.sky.note}.", file=sys.stderr)
     if args.mpc:
-        io.write_text(
-            args.mpc, mpc_text(result.tracks, result.frames, known=known.known, info=info)
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", report.ApproximateAstrometryWarning)
+            try:
+                mpc = mpc_text(result.tracks, result.frames, known=known.known, info=info)
+            except ValueError as err:  # no sky positions at all
+                raise InputError(f"tracks written to {args.out}, but {err}") from err
+        for warning in caught:
+            print(f"warning: {warning.message} ({args.mpc})", file=sys.stderr)
+        io.write_text(args.mpc, mpc)
     if args.ades:
         ades = ades_text(result.tracks, result.frames, known=known.known, info=info)
         io.write_text(args.ades, ades)
@@ -245,6 +269,16 @@ def _simulate_with_orbits(args: argparse.Namespace) -> int:
         f"objects on orbits) in {truth}, {int(made.catalogued.sum())} of them catalogued in {orbits}"
     )
     return 0
+
+
+def _field_centre(result) -> tuple[float, float] | None:
+    """RA, Dec of the reference grid's centre by the search's sky solution (None without one)."""
+    wcs = None if result.sky is None else result.sky.wcs
+    if wcs is None:
+        return None
+    ref = next(f for f in result.frames if f.name == result.run["reference_frame"])
+    ra, dec = wcs.pixel_to_world_values((ref.shape[1] - 1) / 2, (ref.shape[0] - 1) / 2)
+    return float(ra), float(dec)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

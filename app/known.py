@@ -100,7 +100,7 @@ def resolve_observatory_code(
 def identify_known(
     tracks: Sequence[ObservedTrack],
     *,
-    footprint: Footprint,
+    footprint: Footprint | None,
     frame_mjd: np.ndarray,
     header: Any,
     settings: Settings,
@@ -114,8 +114,8 @@ def identify_known(
     Parameters
     ----------
     tracks : sequence of ObservedTrack
-    footprint : Footprint
-        The reference frame's WCS and shape.
+    footprint : Footprint or None
+        The reference grid's sky solution and shape (None only with mode "none").
     frame_mjd : array_like
         Every frame's UTC MJD at mid-exposure.
     header : FITS header
@@ -167,6 +167,8 @@ def identify_known(
         )
         return KnownOutcome(result, site, code, time.perf_counter() - t0, notes)
 
+    if footprint is None:
+        raise InputError("known objects need the field's sky positions; the frames have none")
     path = catalog_path(settings, orbits) if mode in ("auto", "mpcorb") else None
     if mode == "mpcorb" and path is None:
         raise InputError(

@@ -55,7 +55,7 @@ STAGES = {
 #: The engine's own stages within each service stage, with their share of its
 #: time (measured on 2048^2 fields; the faint search dominates the detailed one).
 ENGINE_STAGES = {
-    "fast": {"align": 0.4, "difference": 0.45, "detect": 0.05, "link": 0.1},
+    "fast": {"register": 0.05, "align": 0.35, "difference": 0.45, "detect": 0.05, "link": 0.1},
     "detailed": {"fit": 0.05, "slow": 0.15, "faint_search": 0.75, "identify": 0.05},
 }
 #: Seconds between progress writes to the database (Redis gets every tick).
@@ -240,6 +240,7 @@ def ingest(ctx: Context, job_id: str) -> None:
         io.check_frames(loaded.frames, skipped=loaded.skipped)
         records = []
         for frame, path in zip(loaded.frames, _frame_paths(manifest, loaded.frames), strict=True):
+            assert frame.wcs is not None  # the services search frames with a WCS
             ra, dec = frame.wcs.celestial.pixel_to_world_values(
                 (frame.shape[1] - 1) / 2, (frame.shape[0] - 1) / 2
             )
@@ -328,6 +329,7 @@ def detailed(ctx: Context, job_id: str) -> None:
         known = identify(
             tracks,
             frames,
+            wcs=fast_result.wcs,
             reference=reference,
             settings=ctx.settings,
             # Simulated skies hold no catalogued objects, unless the request says so.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy.wcs import WCS
 
 from detectors import report
 from detectors.ades import AdesContext, AdesTrack, ades_ids, ades_psv, ast_cat_from_header
@@ -164,6 +165,7 @@ def identify(
     tracks: Sequence[Track],
     frames: Sequence[Frame],
     *,
+    wcs: WCS | None,
     reference: Frame,
     settings: Settings,
     mode: Mode | None = None,
@@ -172,15 +174,21 @@ def identify(
 ) -> Identified:
     """Which tracks are known objects, what else was in the field, and the others' NEO scores.
 
+    ``wcs`` is the search's sky solution of the reference grid (None: the
+    tracks have no sky positions, and nothing is identified); ``reference``
+    the frame whose header gives the site.
+
     Raises
     ------
     InputError
         ``mode="mpcorb"`` without a catalogue, or an unreadable one.
     """
+    if wcs is None:
+        mode = "none"
     observed = [_observed(t, frames) for t in tracks]
     outcome = identify_known(
         observed,
-        footprint=Footprint(reference.wcs.celestial, reference.shape),
+        footprint=Footprint(wcs, reference.shape) if wcs is not None else None,
         frame_mjd=np.array([f.mjd for f in frames]),
         header=reference.header,
         settings=settings,
@@ -282,7 +290,8 @@ def mpc_text(
     if missing:
         raise ReportError("an MPC report needs " + "; ".join(missing))
     code = info.observatory_code or "500"
-    lines = report.mpc_report(tracks, frames=frames, observatory_code=code)
+    # Approximate sky positions are written with an ApproximateAstrometryWarning.
+    lines = report.mpc_report(tracks, frames=frames, observatory_code=code, allow_approximate=True)
     designations = {
         t.id: report.mpc_designation(number=k.number, packed=k.packed, temporary=t.id)
         for t in tracks
@@ -313,6 +322,9 @@ def ades_text(
         A header field the MPC requires is missing, or the data are simulated.
     """
     missing = info.missing_for_ades()
+    rough = sorted({t.astrometry for t in tracks} - {"wcs", "solved"})
+    if rough:
+        missing.append(f"plate-solved frames (sky positions are {', '.join(rough)})")
     if missing:
         raise ReportError("an ADES report needs " + "; ".join(missing))
     assert info.observatory_code and info.submitter and info.telescope_design

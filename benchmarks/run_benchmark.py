@@ -12,6 +12,19 @@ process whose wall time and peak RSS are measured, and scored with
     python benchmarks/run_benchmark.py --depth                # faint-search depth, 1024^2 x 10
     python benchmarks/run_benchmark.py --speed --faint        # faint search on 2048^2 x 10
 
+``--warm-pixels``, ``--drift``, ``--jumps`` and ``--wcs-error`` give the fields
+what real sequences have (issue "Real sequences: warm pixels, drifting
+pointings, rough or missing WCS"; `detectors.simulate.RealTraits`);
+``--traits`` runs the same seeds without them, with each alone and with all
+together, and prints false tracks per field and completeness at SNR >= 5 for
+each; ``--smallsat`` makes the fields look like a small space telescope's
+sequence (1078 x ~712 px, 3"/px, 25 frames of 65 s in three blocks over about
+111 min, every trait on, ``EXPOSURE`` instead of ``EXPTIME``)::
+
+    python benchmarks/run_benchmark.py --traits --seeds 1 2 3 4 5
+    python benchmarks/run_benchmark.py --warm-pixels --drift --jumps --wcs-error
+    python benchmarks/run_benchmark.py --smallsat --seeds 1 2 3
+
 ``--depth`` follows the issue "Faint search: synthetic tracking to the sqrt(N)
 limit": objects at per-frame SNR 1.5-6 and 1-60 arcsec/hour (``--snr-range``,
 ``--rate-range``), the faint search on and told that rate range
@@ -56,7 +69,7 @@ from detectors.score import (  # noqa: E402
     snr_at_50pct,
     summarize,
 )
-from detectors.simulate import SimulatedField, simulate_field  # noqa: E402
+from detectors.simulate import RealTraits, SimulatedField, simulate_field  # noqa: E402
 
 BARS = {
     "completeness_snr_ge_5": 0.95,
@@ -89,6 +102,37 @@ STAGES = {
     "faint search": ("faint_search",),
 }
 
+# --warm-pixels, --drift, --jumps, --wcs-error: the issue's "Bars" (2' jumps at the field's scale).
+TRAITS = {
+    "warm_pixels": {"warm_pixel_fraction": 3e-4},
+    "drift": {"drift_px_per_hour": 30.0},
+    "jumps": {"blocks": 3, "block_gap_min": 30.0, "jump_arcsec": 120.0},
+    "wcs_error": {"wcs_error_px": 3.0},
+}
+# A drifting (unguided) pointing moves smoothly: no dithers of +-5 px on top.
+SMOOTH_DITHER_PX = 0.5
+TRAITS_BARS = {"false_tracks_per_field": 0.5, "completeness_snr_ge_5_loss_points": 2.0}
+# --smallsat: the sequence the issue describes (a small telescope in space).
+SMALLSAT = {
+    "shape": (712, 1078),
+    "n_frames": 25,
+    "pixel_scale_arcsec": 3.0,
+    "exptime_s": 65.0,
+    "cadence_min": 1.5,
+    "fwhm_range_px": (1.8, 2.4),
+    "dither_px": 0.5,
+    "traits": {
+        "warm_pixel_fraction": 1e-3,
+        "drift_px_per_hour": 20.0,
+        "blocks": 3,
+        "block_gap_min": 37.0,
+        "jump_arcsec": 120.0,
+        "wcs_error_px": 2.0,
+        "exposure_keyword": "EXPOSURE",
+        "height_loss_rows": 4,
+    },
+}
+
 console = Console(width=None if sys.stdout.isatty() else 132)
 
 
@@ -105,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         args.rate_range = DEPTH_RATE_RANGE if args.depth else DEFAULT_RATE_RANGE
     command = _detect_command(args.command)
     tail = ([] if args.faint else ["--no-faint"]) + shlex.split(args.detect_args)
+    if args.smallsat:
+        args.frames = SMALLSAT["n_frames"]
     if args.depth:  # search exactly the simulated rates
         lo, hi = args.rate_range
         tail += ["--rate-min", f"{lo:g}", "--rate-max", f"{hi:g}"]
@@ -125,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             console.print("GPU pass: none (detectors.backend.gpu_available() is False)")
     if args.depth:
         console.print(_depth_line(args))
+    if args.traits:
+        return _traits_comparison(args, command=command, tail=tail, workdir=workdir)
 
     runs, scores, gpu_runs, gpu_scores = [], [], [], []
     for seed in args.seeds:
@@ -242,6 +290,31 @@ def _parser() -> argparse.ArgumentParser:
         help="faint-search depth: faint search on, SNR 1.5-6, 1-60 arcsec/h searched exactly",
     )
     p.add_argument("--faint", action="store_true", help="run the faint search (omit --no-faint)")
+    real = p.add_argument_group("real-sequence traits (detectors.simulate.RealTraits)")
+    real.add_argument(
+        "--warm-pixels", action="store_true", help="3 warm pixels per 1e4 at 3-30 sigma"
+    )
+    real.add_argument("--drift", action="store_true", help="pointing drifts 30 px/h")
+    real.add_argument(
+        "--jumps", action="store_true", help="three blocks 30 min apart, 2' jumps between them"
+    )
+    real.add_argument("--wcs-error", action="store_true", help="header WCS off by 3 px")
+    real.add_argument(
+        "--traits",
+        action="store_true",
+        help="the same seeds without traits, with each alone and with all: false tracks "
+        "and completeness at SNR >= 5 side by side",
+    )
+    real.add_argument(
+        "--smallsat",
+        action="store_true",
+        help='small space telescope: 1078x712 px, 3"/px, 25 frames in 3 blocks, every trait on',
+    )
+    real.add_argument(
+        "--plain",
+        action="store_true",
+        help="with --smallsat: the same geometry and blocks, no other trait",
+    )
     p.add_argument(
         "--ideal-threshold",
         type=float,
@@ -318,23 +391,144 @@ def _write_field(field: SimulatedField, outdir: Path) -> tuple[Path, Path]:
     return frames_dir, write_json(outdir / "truth.json", field.truth)
 
 
+def _chosen_traits(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(name for name in TRAITS if getattr(args, name))
+
+
+def _real_traits(names: tuple[str, ...], scale_arcsec: float) -> RealTraits | None:
+    """`RealTraits` with the named switches on (jumps converted from arcsec to pixels)."""
+    if not names:
+        return None
+    values: dict[str, Any] = {}
+    for name in names:
+        values.update(TRAITS[name])
+    if "jump_arcsec" in values:
+        values["jump_px"] = values.pop("jump_arcsec") / scale_arcsec
+    return RealTraits(**values)
+
+
+def _field_settings(args: argparse.Namespace, traits: tuple[str, ...]) -> dict[str, Any]:
+    """`simulate_field` keywords for one field of this run (bar the seed)."""
+    if args.smallsat:
+        values = {k: v for k, v in SMALLSAT.items() if k != "traits"}
+        extra = dict(SMALLSAT["traits"])
+        extra["jump_px"] = extra.pop("jump_arcsec") / SMALLSAT["pixel_scale_arcsec"]
+        timing = {k: extra[k] for k in ("blocks", "block_gap_min")}  # the same night
+        values["traits"] = RealTraits(**(timing if args.plain else extra))
+    else:
+        values = {
+            "shape": (args.size, args.size),
+            "n_frames": args.frames,
+            "traits": _real_traits(traits, 1.2),  # simulate_field's default scale
+        }
+        if {"drift", "jumps"} & set(traits):
+            values["dither_px"] = SMOOTH_DITHER_PX
+    return {
+        **values,
+        "n_objects": args.objects,
+        "snr_range": tuple(args.snr_range),
+        "rate_range": tuple(args.rate_range),
+    }
+
+
 def _run_field(
-    seed: int, *, args: argparse.Namespace, command: list[str], tail: list[str], workdir: Path
+    seed: int,
+    *,
+    args: argparse.Namespace,
+    command: list[str],
+    tail: list[str],
+    workdir: Path,
+    traits: tuple[str, ...] | None = None,
 ) -> tuple[dict[str, Any], FieldScore | None]:
-    """Simulate, write, detect (timed) and score one field."""
-    outdir = workdir / f"s{seed}_{args.size}px_{args.frames}f{'_depth' if args.depth else ''}"
-    field = simulate_field(
-        seed=seed,
-        shape=(args.size, args.size),
-        n_frames=args.frames,
-        n_objects=args.objects,
-        snr_range=tuple(args.snr_range),
-        rate_range=tuple(args.rate_range),
+    """Simulate, write, detect (timed) and score one field (``traits``: those switched on)."""
+    traits = _chosen_traits(args) if traits is None else traits
+    tag = (
+        f"_smallsat{'_plain' if args.plain else ''}"
+        if args.smallsat
+        else "".join(f"_{t}" for t in traits)
     )
+    outdir = workdir / f"s{seed}_{args.size}px_{args.frames}f{'_depth' if args.depth else ''}{tag}"
+    field = simulate_field(seed=seed, **_field_settings(args, traits))
     frames_dir, _ = _write_field(field, outdir)
     return _detect_field(
         seed, field.truth, frames_dir, outdir, args=args, command=command, tail=tail
     )
+
+
+def _traits_comparison(
+    args: argparse.Namespace, *, command: list[str], tail: list[str], workdir: Path
+) -> int:
+    """The same seeds without traits, with each alone and with all: false tracks, completeness."""
+    configs: list[tuple[str, tuple[str, ...]]] = [("none", ())]
+    configs += [(name, (name,)) for name in TRAITS]
+    configs.append(("all", tuple(TRAITS)))
+    rows, ok = [], True
+    for label, traits in configs:
+        scores = []
+        for seed in args.seeds:
+            run, score = _run_field(
+                seed, args=args, command=command, tail=tail, workdir=workdir, traits=traits
+            )
+            ok &= run["ok"]
+            _print_run_line(f"{label} seed {seed}", run)
+            if score is not None:
+                scores.append(score)
+                per_field = ", ".join(
+                    f"{s['label']}:{s['recovered']}/{s['present']}"
+                    for s in run["summary"]["snr_bins"]
+                )
+                console.print(f"    false {score.false_tracks}, by SNR {per_field}")
+        summary = summarize(scores) if scores else None
+        rows.append((label, len(scores), summary))
+    table = Table(title="Real-sequence traits: the same seeds with each trait on")
+    for col in ("traits", "fields", "false/field", "dup/field", "compl. SNR>=5", "SNR@50%", 'RMS"'):
+        table.add_column(col, justify="right")
+    for label, n, summary in rows:
+        if summary is None:
+            table.add_row(label, str(n), *["-"] * 5)
+            continue
+        table.add_row(
+            label,
+            str(n),
+            _fmt(summary["false_tracks_per_field"]),
+            _fmt(summary["duplicates_per_field"]),
+            _fmt(_pct(summary["completeness_snr_ge_5"]), ".1f"),
+            _fmt(summary["snr_at_50pct"]),
+            _fmt(summary["astrometric_rms_arcsec"], ".3f"),
+        )
+    console.print(table)
+    base, every = rows[0][2], rows[-1][2]
+    if base and every:
+        loss = 100.0 * (base["completeness_snr_ge_5"] - every["completeness_snr_ge_5"])
+        false = every["false_tracks_per_field"]
+        console.print(
+            f"bars (all traits on): false tracks/field {false:.2f} <= "
+            f"{TRAITS_BARS['false_tracks_per_field']:g}: "
+            f"{_verdict(false <= TRAITS_BARS['false_tracks_per_field'])}; completeness at "
+            f"SNR >= 5 {loss:+.1f} points below no traits (bar <= "
+            f"{TRAITS_BARS['completeness_snr_ge_5_loss_points']:g}): "
+            f"{_verdict(loss <= TRAITS_BARS['completeness_snr_ge_5_loss_points'])}"
+        )
+    if args.json:
+        write_json(
+            args.json,
+            {
+                "machine": _machine(),
+                "mode": "traits",
+                "settings": {
+                    "seeds": args.seeds,
+                    "size": args.size,
+                    "frames": args.frames,
+                    "objects": args.objects,
+                    "faint": args.faint,
+                    "traits": TRAITS,
+                },
+                "configs": [
+                    {"traits": label, "fields": n, "summary": summary} for label, n, summary in rows
+                ],
+            },
+        )
+    return 0 if ok else 1
 
 
 def _rerun_field(

@@ -1,12 +1,13 @@
-"""Align: resample every frame onto one reference pixel grid through the WCS.
+"""Align: resample every frame onto one reference pixel grid.
 
 Frames of one field are dithered by a few pixels and may be slightly rotated,
 so before a static-sky template can be subtracted every frame is put on the
-pixel grid of a reference frame. The WCS mapping is evaluated exactly on a
-coarse grid and interpolated in between (it is smooth), which is ~100x
-cheaper than evaluating a distorted WCS at every pixel; the image itself is
-resampled with a cubic spline through the backend's ``map_coordinates``, so
-the same code runs on CuPy.
+pixel grid of a reference frame. Where each reference pixel falls in a frame
+is the frame's `Registration` (the WCS pair, corrected on the stars, see
+`detectors.register`): exact on a coarse grid and interpolated in between
+(it is smooth), which is ~100x cheaper than evaluating a distorted WCS at
+every pixel; the image itself is resampled with a cubic spline through the
+backend's ``map_coordinates``, so the same code runs on CuPy.
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ from astropy.wcs import WCS
 
 from .backend import Array, get_ndimage, map_frames
 from .errors import InputError
-from .types import Frame
+from .types import Frame, Registration
 
-__all__ = ["Aligned", "align_frames", "pixel_map", "reference_index"]
+__all__ = [
+    "Aligned",
+    "align_frames",
+    "coarse_grid",
+    "coarse_pixel_map",
+    "pixel_map",
+    "reference_index",
+]
 
 
 @dataclass
@@ -34,15 +42,15 @@ class Aligned:
         Resampled images in ADU, NaN where no data or masked.
     bad : xp array of bool, shape (N, H, W)
         True where a pixel has no data or is masked (saturated, hot, bad column).
-    wcs : WCS
-        The reference grid's WCS (that of frame ``ref``).
+    wcs : WCS or None
+        The reference frame's own WCS (None when it has none).
     ref : int
         Index of the reference frame.
     """
 
     images: Array
     bad: Array
-    wcs: WCS
+    wcs: WCS | None
     ref: int
 
 
@@ -71,22 +79,40 @@ def pixel_map(
     ys, xs : ndarray, shape (H, W), float32
         Where each reference pixel ``[y, x]`` falls in the source frame.
     """
+    gy, gx = coarse_grid(shape, step=step)
+    sy, sx = coarse_pixel_map(src, ref, gy, gx)
+    one = Registration(
+        ref=0,
+        grid_y=gy,
+        grid_x=gx,
+        map_y=sy[None],
+        map_x=sx[None],
+        origin=np.zeros((1, 2), dtype=int),
+        method=["wcs"],
+        stars=np.zeros(1, dtype=int),
+        rms_px=np.full(1, np.nan),
+    )
+    return one.dense(0, shape)
+
+
+def coarse_grid(shape: tuple[int, int], *, step: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns, every ``step`` pixels and the last, where a mapping is kept exactly."""
     h, w = shape
     gy = np.unique(np.r_[np.arange(0, h, step), h - 1]).astype(float)
     gx = np.unique(np.r_[np.arange(0, w, step), w - 1]).astype(float)
+    return gy, gx
+
+
+def coarse_pixel_map(
+    src: WCS, ref: WCS, gy: np.ndarray, gx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Source-frame pixel ``(y, x)`` of reference pixels on the grid ``gy x gx``, via the sky."""
     cy, cx = np.meshgrid(gy, gx, indexing="ij")
     world = ref.pixel_to_world_values(cx, cy)
     sx, sy = src.world_to_pixel_values(*world)
     if not (np.all(np.isfinite(sx)) and np.all(np.isfinite(sy))):
         raise InputError("the WCS of a frame cannot be inverted over the reference field")
-    # Interpolate the smooth coarse map to every pixel (cubic on the coarse grid).
-    from scipy.interpolate import RectBivariateSpline
-
-    ky, kx = min(3, gy.size - 1), min(3, gx.size - 1)
-    yy, xx = np.arange(h, dtype=float), np.arange(w, dtype=float)
-    ys = RectBivariateSpline(gy, gx, sy, kx=ky, ky=kx)(yy, xx).astype(np.float32)
-    xs = RectBivariateSpline(gy, gx, sx, kx=ky, ky=kx)(yy, xx).astype(np.float32)
-    return ys, xs
+    return np.asarray(sy, dtype=float), np.asarray(sx, dtype=float)
 
 
 def _is_identity(ys: np.ndarray, xs: np.ndarray, tol: float = 1e-3) -> bool:
@@ -116,9 +142,14 @@ def resample(
 
 
 def align_frames(
-    frames: list[Frame], bad: list[Array], xp: ModuleType, *, progress=None
+    frames: list[Frame],
+    bad: list[Array],
+    xp: ModuleType,
+    *,
+    registration: Registration,
+    progress=None,
 ) -> Aligned:
-    """Put every frame on the pixel grid of the middle frame.
+    """Put every frame on the pixel grid of the reference frame.
 
     Parameters
     ----------
@@ -128,6 +159,8 @@ def align_frames(
         Per-frame masks in each frame's own pixels (True = do not use).
     xp : module
         Array module (NumPy or CuPy).
+    registration : Registration, keyword-only
+        Where each reference pixel falls in each frame (`detectors.register`).
     progress : callable, optional
         Called as ``progress(done, total)`` after each frame.
 
@@ -135,9 +168,8 @@ def align_frames(
     -------
     Aligned
     """
-    ref = reference_index(frames)
+    ref = registration.ref
     shape = frames[ref].shape
-    ref_wcs = frames[ref].wcs.celestial
     n = len(frames)
     images = xp.empty((n, *shape), dtype=xp.float32)
     masks = xp.empty((n, *shape), dtype=bool)
@@ -145,7 +177,7 @@ def align_frames(
 
     def align_one(i: int) -> None:
         image = xp.asarray(frames[i].data, dtype=xp.float32)
-        ys, xs = pixel_map(frames[i].wcs.celestial, ref_wcs, shape)
+        ys, xs = registration.dense(i, shape)
         if frames[i].shape == shape and _is_identity(ys, xs):
             images[i], masks[i] = xp.where(bad[i], xp.nan, image), bad[i]
         else:
@@ -155,4 +187,4 @@ def align_frames(
             progress(len(done), n)
 
     map_frames(align_one, n, xp)
-    return Aligned(images=images, bad=masks, wcs=ref_wcs, ref=ref)
+    return Aligned(images=images, bad=masks, wcs=frames[ref].wcs, ref=ref)

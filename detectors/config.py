@@ -187,6 +187,17 @@ PARAMETERS: dict[str, Parameter] = {
             scopes=_ENGINE,
         ),
         Parameter(
+            name="pixel_scale",
+            default=None,
+            kind=float,
+            unit="arcsec/px",
+            help="pixel scale of frames without a WCS (automatic: the header's SECPIX, "
+            "PIXSCALE or XPIXSZ/FOCALLEN); their sky positions are then approximate",
+            gt=0.0,
+            le=3600.0,
+            scopes=_ENGINE,
+        ),
+        Parameter(
             name="device",
             default="cpu",
             kind=str,
@@ -241,6 +252,7 @@ class SearchConfig:
     memory_gb: float = default("memory_gb")
     device: Device = default("device")  # noqa: RUF009 (a str: immutable)
     faint: bool = default("faint")
+    pixel_scale: float | None = default("pixel_scale")
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -15,6 +15,13 @@ Version history:
   fields documented.
 - 1.2.0: known objects: per track ``known``, ``digest2`` and
   ``identification``; ``run.known_in_field`` and ``run.known``.
+- 2.0.0: frames without a WCS are searched: ``astrometry`` per track and in
+  ``run`` says where sky positions come from (``wcs``, ``solved``,
+  ``approximate``, ``none``), ``ra``/``dec`` are left out when there are
+  none (a reader that required them must now check), and every observation
+  gives ``x``/``y`` in its frame's own pixels; ``run`` gains
+  ``registration`` (per frame), ``astrometry_note`` and
+  ``detector_fixed_rejected``.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ __all__ = [
     "KnownOut",
     "KnownSummary",
     "ObservationOut",
+    "RegistrationOut",
     "RunInfo",
     "TrackOut",
     "TracksDocument",
@@ -41,7 +49,7 @@ __all__ = [
     "load_schema",
 ]
 
-SCHEMA_VERSION = "1.2.0"
+SCHEMA_VERSION = "2.0.0"
 #: The generated JSON Schema, shipped inside the package.
 SCHEMA_PATH = Path(__file__).with_name("contracts") / "tracks.schema.json"
 
@@ -52,8 +60,14 @@ class ObservationOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mjd: float = Field(description="UTC MJD at mid-exposure")
-    ra: float = Field(description="degrees, ICRS")
-    dec: float = Field(description="degrees, ICRS")
+    ra: float | None = Field(
+        None, description="degrees, ICRS; absent when the track's astrometry is none"
+    )
+    dec: float | None = Field(
+        None, description="degrees, ICRS; absent when the track's astrometry is none"
+    )
+    x: float | None = Field(None, description="0-based pixel column in the frame's own image")
+    y: float | None = Field(None, description="0-based pixel row in the frame's own image")
     ra_err_arcsec: float | None = Field(None, description="1-sigma error of RA*cos(Dec)")
     dec_err_arcsec: float | None = Field(None, description="1-sigma error of Dec")
     mag: float | None = Field(None, description="magnitude, when the headers give a zero point")
@@ -109,6 +123,13 @@ class TrackOut(BaseModel):
     identification: str | None = Field(
         None, description="why the track is not identified (none within tolerance, source down)"
     )
+    astrometry: str | None = Field(
+        None,
+        description="where ra/dec come from: wcs (the frames' own WCS, registered on the "
+        "stars), solved (plate-solved here, e.g. by astrometry.net), approximate (header "
+        "pointing and nominal pixel scale: arcminutes off, not for MPC reports), none (no sky "
+        "positions: pixels only)",
+    )
 
 
 class FieldInfo(BaseModel):
@@ -151,6 +172,23 @@ class KnownSummary(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class RegistrationOut(BaseModel):
+    """How one frame was put on the reference grid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frame: str = Field(description="file name")
+    method: str = Field(
+        description="reference, wcs+stars (its WCS corrected on the stars), stars (no WCS), "
+        "or wcs (the stars agree with its WCS, or the field has too few stars to tell)"
+    )
+    stars: int = Field(description="stars matched with the reference frame")
+    rms_px: float | None = Field(None, description="RMS of the matched stars about the fit, px")
+    offset_px: list[float] = Field(
+        description="(dx, dy) of the frame's pixel under the reference grid's centre, px"
+    )
+
+
 class RunInfo(BaseModel):
     """How the search ran; services add ``simulated`` and the job's ``state``."""
 
@@ -181,6 +219,16 @@ class RunInfo(BaseModel):
         None, description="every catalogued object predicted inside the field during the sequence"
     )
     known: KnownSummary | None = None
+    astrometry: str | None = Field(
+        None, description="where sky positions come from: wcs, solved, approximate or none"
+    )
+    astrometry_note: str | None = Field(None, description="how the sky solution was made")
+    registration: list[RegistrationOut] | None = Field(
+        None, description="per frame: how it was registered on the reference frame's stars"
+    )
+    detector_fixed_rejected: int | None = Field(
+        None, description="tracks dropped because they stay on the same detector pixels"
+    )
     simulated: bool | None = Field(None, description="the frames came from the simulator")
     state: str | None = Field(None, description="services: the job's state")
 

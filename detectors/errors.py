@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["InputError"]
+__all__ = ["InputError", "RegistrationError"]
 
 
 class InputError(ValueError):
@@ -11,3 +11,18 @@ class InputError(ValueError):
     The message names the file (or option) and says what is wrong with it, so
     the command line can print it without a traceback.
     """
+
+
+class RegistrationError(InputError):
+    """A frame whose stars do not match the reference frame's.
+
+    Attributes
+    ----------
+    frame : str
+        Name of the frame that could not be registered, so a caller can
+        leave it out (``--skip-bad``) and search the rest.
+    """
+
+    def __init__(self, message: str, *, frame: str) -> None:
+        super().__init__(message)
+        self.frame = frame

@@ -243,10 +243,11 @@ def fit_tracks(
     cands: Candidates,
     mjd: np.ndarray,
     diffs: Differences,
-    wcs: WCS,
+    wcs: WCS | None,
     *,
     settings: FitSettings,
     zero_point: float | None = None,
+    pixel_scale: float | None = None,
     progress=None,
 ) -> list[Track]:
     """Turn tracklets into verified, measured tracks.
@@ -259,11 +260,13 @@ def fit_tracks(
     mjd : ndarray, shape (N,)
         Mid-exposure UTC MJD of each frame.
     diffs : Differences
-    wcs : WCS
-        Celestial WCS of the common pixel grid.
+    wcs : WCS or None
+        Celestial WCS of the common pixel grid (None: positions in pixels only).
     settings : FitSettings, keyword-only
     zero_point : float, keyword-only
         Magnitude of 1 ADU in the reference frame; magnitudes are NaN without it.
+    pixel_scale : float, keyword-only
+        Arcsec per pixel of the grid, needed when ``wcs`` is None.
     progress : callable, optional
         ``progress(done, total)``.
 
@@ -297,6 +300,7 @@ def fit_tracks(
                 wcs=wcs,
                 zero_point=zero_point,
                 origin="fast",
+                pixel_scale=pixel_scale,
             )
         )
     return tracks

@@ -35,10 +35,14 @@ __all__ = [
     "InstrumentValues",
     "celestial_wcs",
     "check_wcs",
+    "data_section",
+    "detector_origin",
     "exposure_time",
     "instrument_values",
     "mid_exposure_mjd",
+    "pixel_scale_hint",
     "pixel_scaling",
+    "pointing_hint",
 ]
 
 _MID_KEYS = ("MJD-AVG", "DATE-AVG", "MIDTIMJD")
@@ -47,7 +51,7 @@ _TIME_KEYS_TRIED = (
     "DATE-AVG, MJD-AVG, MIDTIMJD (mid-exposure); DATE-OBS with a time, MJD-OBS, JD-OBS, JD, "
     f"or a date-only DATE-OBS plus {'/'.join(_START_TIME_KEYS)} (exposure start)"
 )
-_EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "XPOSURE", "ITIME")
+_EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "AEXPTIME", "XPOSURE", "ITIME")
 _GAIN_KEYS = ("GAIN", "EGAIN", "GAINEFF", "AGAIN_01", "CCDGAIN")
 _RDNOISE_KEYS = ("RDNOISE", "READNOIS", "RON", "ARDNS_01", "READNOISE")
 _SATURATION_KEYS = ("SATURATE", "SATLEVEL", "SATURATION", "MAXLIN")
@@ -470,4 +474,134 @@ def _wcs_problem(wcs: WCS, shape: tuple[int, int]) -> str | None:
         )
     if not np.all(np.isfinite(centre)):
         return "the WCS gives no sky position at the image centre"
+    return None
+
+
+# --------------------------------------------------------------------------- layout and pointing
+
+_SECTION = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
+_SECTION_KEYS = ("TRIMSEC", "DATASEC")
+#: Plate scale keywords, arcsec per pixel (binned). PIXSCAL is left out: some
+#: writers (Lowell's) put the unbinned scale there.
+_SCALE_KEYS = ("SECPIX", "SECPIX1", "SECPIXX", "PIXSCALE", "PIXSCAL1", "SCALE")
+_RA_KEYS = ("OBJCTRA", "RA", "TELRA", "RA_OBJ")
+_DEC_KEYS = ("OBJCTDEC", "DEC", "TELDEC", "DEC_OBJ")
+
+
+def data_section(
+    header: fits.Header, shape: tuple[int, int], *, name: str
+) -> tuple[slice, slice] | None:
+    """The part of a raw image that holds sky, from ``TRIMSEC`` (else ``DATASEC``).
+
+    Raw CCD frames carry prescan and overscan columns (``BIASSEC``) that are
+    not sky: left in, they are a sharp edge that no WCS or template fits.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The image header.
+    shape : (int, int)
+        Image shape (H, W).
+    name : str, keyword-only
+        File name, for the error message.
+
+    Returns
+    -------
+    (slice, slice) or None
+        ``(rows, columns)`` to keep, 0-based; None when the header names no
+        section or the section is the whole image.
+
+    Raises
+    ------
+    InputError
+        A section that is not ``[x1:x2,y1:y2]`` (1-based, inclusive) inside the image.
+    """
+    found = _lookup([header], _SECTION_KEYS)
+    if found is None:
+        return None
+    key, value, _ = found
+    match = _SECTION.match(str(value))
+    h, w = shape
+    if match:
+        x1, x2, y1, y2 = (int(v) for v in match.groups())
+        if 1 <= x1 <= x2 <= w and 1 <= y1 <= y2 <= h:
+            if (x2 - x1 + 1, y2 - y1 + 1) == (w, h):
+                return None
+            return slice(y1 - 1, y2), slice(x1 - 1, x2)
+    raise InputError(
+        f"{name}: {key} = {value!r} is not a section [x1:x2,y1:y2] of the {w}x{h} image; "
+        f"correct it or delete the {key} keyword."
+    )
+
+
+def detector_origin(header: fits.Header) -> tuple[int, int]:
+    """Detector pixel ``(y, x)`` of the image's first pixel, from IRAF's ``LTV1/LTV2``.
+
+    Cutouts and trimmed frames keep their place on the detector in ``LTVi``
+    (image pixel = detector pixel + LTV), so defects fixed on the detector can
+    be found across frames cut differently; (0, 0) when absent.
+    """
+    ltv = [_number(header.get(key)) or 0.0 for key in ("LTV2", "LTV1")]
+    return -round(ltv[0]), -round(ltv[1])
+
+
+def pixel_scale_hint(headers: Sequence[fits.Header]) -> float | None:
+    """Nominal plate scale in arcsec per pixel, for frames without a WCS.
+
+    Read from ``SECPIX``-like keywords, else from the pixel size and focal
+    length (``XPIXSZ`` in microns, ``FOCALLEN`` in mm, as MaxIm DL and
+    N.I.N.A. write them). Nominal values can be off by ten percent: a sky
+    position from them is approximate.
+
+    Returns
+    -------
+    float or None
+        Arcsec per pixel; None when the headers say nothing usable.
+    """
+    scale = _positive(headers, _SCALE_KEYS)
+    if scale is not None:
+        return scale
+    pixel_um, focal_mm = _positive(headers, ("XPIXSZ",)), _positive(headers, ("FOCALLEN",))
+    if pixel_um is None or focal_mm is None:
+        return None
+    return 206.264806 * pixel_um / focal_mm
+
+
+def _angle(value: Any, *, hours: bool) -> float | None:
+    """Degrees from a number (degrees) or sexagesimal text (hours for RA, degrees for Dec)."""
+    number = _number(value)
+    if number is not None:
+        return number
+    parts = re.split(r"[:\s]+", str(value).strip())
+    if len(parts) != 3:
+        return None
+    sign = -1.0 if parts[0].startswith("-") else 1.0
+    try:
+        a, b, c = abs(float(parts[0])), float(parts[1]), float(parts[2])
+    except ValueError:
+        return None
+    degrees = sign * (a + b / 60.0 + c / 3600.0)
+    return degrees * 15.0 if hours else degrees
+
+
+def pointing_hint(headers: Sequence[fits.Header]) -> tuple[float, float] | None:
+    """Where the telescope pointed, RA and Dec in degrees, for frames without a WCS.
+
+    ``OBJCTRA``/``OBJCTDEC`` (sexagesimal), else ``RA``/``DEC`` or
+    ``TELRA``/``TELDEC`` (sexagesimal text: hours and degrees; numbers:
+    degrees). A mount's idea of where it points is good to arcminutes at best.
+
+    Returns
+    -------
+    (float, float) or None
+        ``(ra, dec)`` in degrees, None when no pair is readable.
+    """
+    for ra_key, dec_key in zip(_RA_KEYS, _DEC_KEYS, strict=True):
+        ra_found, dec_found = _lookup(headers, (ra_key,)), _lookup(headers, (dec_key,))
+        if ra_found is None or dec_found is None:
+            continue
+        ra = _angle(ra_found[1], hours=isinstance(ra_found[1], str))
+        dec = _angle(dec_found[1], hours=False)
+        if ra is not None and dec is not None and -90.0 <= dec <= 90.0:
+            return ra % 360.0, dec
     return None

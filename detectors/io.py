@@ -32,12 +32,14 @@ from .errors import InputError
 from .headers import (
     celestial_wcs,
     check_wcs,
+    data_section,
+    detector_origin,
     exposure_time,
     instrument_values,
     mid_exposure_mjd,
     pixel_scaling,
 )
-from .types import Candidates, Differences, FastResult, Frame
+from .types import Candidates, Differences, FastResult, Frame, Registration, SkySolution
 
 __all__ = [
     "FITS_SUFFIXES",
@@ -48,12 +50,14 @@ __all__ = [
     "load_fast_result",
     "load_frame",
     "load_frames",
+    "read_wcs_file",
     "save_fast_result",
     "write_bytes",
     "write_fits",
     "write_json",
     "write_png",
     "write_simulated_field",
+    "write_star_list",
     "write_text",
 ]
 
@@ -277,7 +281,28 @@ def _open_error(name: str, err: Exception) -> InputError:
     )
 
 
-def _load_frame(path: Path, bias: _Calib | None, flat: _Calib | None) -> Frame:
+def _trimmed(
+    data: np.ndarray, header: fits.Header, wcs: WCS | None, name: str
+) -> tuple[tuple[slice, slice] | None, np.ndarray, WCS | None]:
+    """The sky part of a raw frame (``TRIMSEC``/``DATASEC``), its WCS moved to match.
+
+    The header copy's ``CRPIXi`` and ``LTVi`` move too, so it describes the
+    trimmed pixels and `Frame.origin` keeps their place on the detector.
+    """
+    section = data_section(header, data.shape, name=name)
+    if section is None:
+        return None, data, wcs
+    for axis, start in ((1, section[1].start), (2, section[0].start)):
+        header[f"LTV{axis}"] = float(header.get(f"LTV{axis}", 0.0) or 0.0) - start
+        crpix = header.get(f"CRPIX{axis}")
+        if crpix is not None:
+            header[f"CRPIX{axis}"] = float(crpix) - start
+    return section, data[section], None if wcs is None else wcs.slice(section)
+
+
+def _load_frame(
+    path: Path, bias: _Calib | None, flat: _Calib | None, *, allow_no_wcs: bool = False
+) -> Frame:
     name = path.name
     if not path.is_file():
         raise InputError(f"{name}: no such file ({path}).")
@@ -301,6 +326,8 @@ def _load_frame(path: Path, bias: _Calib | None, flat: _Calib | None) -> Frame:
                 "science frames."
             )
         chosen = next(((h, w) for h in images if (w := celestial_wcs(h.header, fobj=hdul))), None)
+        if chosen is None and allow_no_wcs:
+            chosen = (images[0], None)
         if chosen is None:
             also = ""
             try:
@@ -318,12 +345,18 @@ def _load_frame(path: Path, bias: _Calib | None, flat: _Calib | None) -> Frame:
         except Exception as err:
             raise _open_error(name, err) from err
         headers = [hdu.header] if hdu is hdul[0] else [hdu.header, hdul[0].header]
-        check_wcs(wcs, data.shape, name=name)
+        if wcs is not None:
+            check_wcs(wcs, data.shape, name=name)
         exptime = exposure_time(headers)
         mjd = mid_exposure_mjd(headers, name=name, exptime=exptime)
         values = instrument_values(headers, exptime=exptime)
         bad = _bad_mask(hdul, data.shape, name)
         header = hdu.header.copy()
+    raw_shape = data.shape
+    section, data, wcs = _trimmed(data, header, wcs, name)
+    if section is not None:
+        bias, flat = (_cut(c, raw_shape, section) for c in (bias, flat))
+        bad = None if bad is None else bad[section]
     data, saturation = _calibrate(data, values.saturation, bias, flat, name)
     finite = np.isfinite(data)
     if not finite.any():
@@ -349,7 +382,15 @@ def _load_frame(path: Path, bias: _Calib | None, flat: _Calib | None) -> Frame:
         observatory_code=values.observatory_code,
         bad=bad,
         header=header,
+        origin=detector_origin(header),
     )
+
+
+def _cut(calib: _Calib | None, raw_shape: tuple[int, int], section: tuple[slice, slice]):
+    """Calibration of the untrimmed frame's shape, trimmed like it (else as given)."""
+    if calib is None or calib.data.shape != raw_shape:
+        return calib
+    return _Calib(calib.data[section], calib.label)
 
 
 def load_frame(
@@ -357,6 +398,7 @@ def load_frame(
     *,
     bias: Calibration = None,
     flat: Calibration = None,
+    allow_no_wcs: bool = False,
 ) -> Frame:
     """Read one exposure into a `Frame`.
 
@@ -374,23 +416,31 @@ def load_frame(
         Calibration of the same shape as the image, as an array or a FITS
         file: ``data = (data - bias) / flat``. Pixels with a non-positive
         flat become NaN. ``Frame.saturation`` is moved to the calibrated
-        scale.
+        scale. Calibration of the raw (untrimmed) shape is trimmed with the frame.
+    allow_no_wcs : bool, keyword-only
+        Read a frame without a celestial WCS (``Frame.wcs`` None) instead of
+        refusing it; the search then registers it on the stars.
 
     Returns
     -------
     Frame
         ``data`` is float32 ADU with NaN where there is no data (BLANK,
-        non-finite); header values that are absent are None.
+        non-finite), cut to ``TRIMSEC`` (else ``DATASEC``) when the header
+        has one, so prescan and overscan are gone (the WCS and
+        ``Frame.origin`` follow); header values that are absent are None.
 
     Raises
     ------
     InputError
-        Not a FITS file, no 2-D image, no usable celestial WCS, no time, an
-        all-NaN or constant image, or calibration of another shape. The
-        message names the file.
+        Not a FITS file, no 2-D image, no usable celestial WCS (unless
+        ``allow_no_wcs``), no time, an all-NaN or constant image, a bad
+        ``TRIMSEC``, or calibration of another shape. The message names the file.
     """
     return _load_frame(
-        Path(path), _resolve_calibration(bias, "bias"), _resolve_calibration(flat, "flat")
+        Path(path),
+        _resolve_calibration(bias, "bias"),
+        _resolve_calibration(flat, "flat"),
+        allow_no_wcs=allow_no_wcs,
     )
 
 
@@ -401,6 +451,7 @@ def load_frames(
     flat: Calibration = None,
     on_error: Literal["raise", "skip"] = "raise",
     progress: Callable[[int, int], None] | None = None,
+    allow_no_wcs: bool = False,
 ) -> LoadResult:
     """Read many exposures, sorted by time, raising or skipping on bad files.
 
@@ -418,6 +469,8 @@ def load_frames(
         out with a `SkippedFileWarning` and listed in ``skipped``.
     progress : callable, keyword-only, optional
         ``progress(done, total)`` after each file.
+    allow_no_wcs : bool, keyword-only
+        As in `load_frame`.
 
     Returns
     -------
@@ -439,7 +492,7 @@ def load_frames(
     skipped: list[tuple[str, str]] = []
     for done, path in enumerate(paths, start=1):
         try:
-            frames.append(_load_frame(Path(path), bias_c, flat_c))
+            frames.append(_load_frame(Path(path), bias_c, flat_c, allow_no_wcs=allow_no_wcs))
         except InputError as err:
             name, reason = Path(path).name, str(err)
             skipped.append((name, reason.removeprefix(f"{name}: ")))
@@ -488,14 +541,16 @@ def check_frames(
             rejected = "; ".join(f"{name}: {reason}" for name, reason in skipped)
             message += f" ({len(skipped)} rejected: {rejected})"
         raise InputError(message + ". Add more exposures of the same field.")
+    # Frames without a WCS are checked by registration, which refuses another field.
+    placed = [(f, f.wcs) for f in frames if f.wcs is not None]
     centres = np.array(
-        [f.wcs.all_pix2world([[(f.shape[1] - 1) / 2, (f.shape[0] - 1) / 2]], 0)[0] for f in frames]
-    )
-    for host in frames:
+        [w.all_pix2world([[(f.shape[1] - 1) / 2, (f.shape[0] - 1) / 2]], 0)[0] for f, w in placed]
+    ).reshape(-1, 2)
+    for host, host_wcs in placed:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                xy = host.wcs.all_world2pix(centres, 0, quiet=True)
+                xy = host_wcs.all_world2pix(centres, 0, quiet=True)
             except Exception:  # no convergence far outside the field
                 xy = np.full_like(centres, np.nan)
         h, w = host.shape
@@ -504,7 +559,7 @@ def check_frames(
         )
         outside = np.flatnonzero(~inside)
         if outside.size:
-            other = frames[int(outside[0])]
+            other = placed[int(outside[0])][0]
             ra, dec = centres[outside[0]]
             raise InputError(
                 f"{other.name} and {host.name} show different fields: the centre of "
@@ -601,12 +656,25 @@ def save_fast_result(path: str | os.PathLike, fast: FastResult) -> Path:
     c = fast.candidates
     lengths = np.array([t.size for t in fast.tracklets], dtype=np.int64)
     members = np.concatenate(fast.tracklets) if fast.tracklets else np.zeros(0, dtype=np.int64)
+    reg, sky = fast.registration, fast.sky
     meta = {
         "ref": fast.ref,
         "zero_point": fast.zero_point,
         "timings": fast.timings,
-        "wcs": fast.wcs.to_header(relax=True).tostring(),
+        "wcs": None if fast.wcs is None else fast.wcs.to_header(relax=True).tostring(),
+        "sky": None
+        if sky is None
+        else {"astrometry": sky.astrometry, "pixel_scale": sky.pixel_scale, "note": sky.note},
+        "registration": None if reg is None else {"ref": reg.ref, "method": reg.method},
     }
+    registration = (
+        {}
+        if reg is None
+        else {
+            f"reg_{k}": getattr(reg, k)
+            for k in ("grid_y", "grid_x", "map_y", "map_x", "origin", "stars", "rms_px")
+        }
+    )
     arrays = {
         "diff": to_numpy(d.diff),
         "psi": to_numpy(d.psi),
@@ -620,6 +688,7 @@ def save_fast_result(path: str | os.PathLike, fast: FastResult) -> Path:
         "tracklet_members": members,
         "meta": np.array(json.dumps(meta)),
         **{f"cand_{k}": getattr(c, k) for k in ("frame", "y", "x", "flux", "snr")},
+        **registration,
     }
 
     def write(tmp: Path) -> None:
@@ -647,15 +716,32 @@ def load_fast_result(path: str | os.PathLike) -> FastResult:
         bounds = np.cumsum(z["tracklet_lengths"])[:-1]
         tracklets = np.split(z["tracklet_members"], bounds) if z["tracklet_lengths"].size else []
         mjd = z["mjd"]
+        reg = meta.get("registration")
+        registration = (
+            None
+            if reg is None
+            else Registration(
+                ref=reg["ref"],
+                method=reg["method"],
+                **{
+                    k: z[f"reg_{k}"]
+                    for k in ("grid_y", "grid_x", "map_y", "map_x", "origin", "stars", "rms_px")
+                },
+            )
+        )
+    wcs = None if meta["wcs"] is None else WCS(fits.Header.fromstring(meta["wcs"]))
+    sky = meta.get("sky")
     return FastResult(
         mjd=mjd,
-        wcs=WCS(fits.Header.fromstring(meta["wcs"])),
+        wcs=wcs,
         ref=meta["ref"],
         zero_point=meta["zero_point"],
         differences=diffs,
         candidates=cands,
         tracklets=list(tracklets),
         timings=meta["timings"],
+        registration=registration,
+        sky=None if sky is None else SkySolution(wcs=wcs, **sky),
     )
 
 
@@ -667,3 +753,31 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write a file's bytes as they are (a picture fetched from the API)."""
     return _atomic_write(Path(path), lambda tmp: tmp.write_bytes(data))
+
+
+def write_star_list(
+    path: str | os.PathLike, x: np.ndarray, y: np.ndarray, flux: np.ndarray
+) -> Path:
+    """Write stars as a FITS table ``X``, ``Y`` (1-based FITS pixels), ``FLUX``.
+
+    The "xylist" astrometry.net's ``solve-field`` reads instead of an image,
+    so it solves our star catalogue rather than extracting its own.
+    """
+    columns = [
+        fits.Column(name=name, format="D", array=np.asarray(values, dtype=float))
+        for name, values in (("X", np.asarray(x) + 1.0), ("Y", np.asarray(y) + 1.0), ("FLUX", flux))
+    ]
+    table = fits.BinTableHDU.from_columns(columns)
+    return _atomic_write(Path(path), lambda tmp: table.writeto(tmp, overwrite=True))
+
+
+def read_wcs_file(path: str | os.PathLike) -> WCS | None:
+    """The celestial WCS in a header-only FITS file (a plate solver's ``.wcs``), or None."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        header = fits.getheader(path)
+    except (OSError, ValueError):
+        return None
+    return celestial_wcs(header)

@@ -1,11 +1,14 @@
 """Detector defects, found in each frame's own pixels before alignment.
 
-Hot pixels and bad columns are fixed on the detector, so once frames are
-dithered and aligned they hop about on the sky and can mimic a mover. They
-are found where they are still fixed: in the median of the frames in
-detector coordinates, where dithered stars are smooth and defects stay sharp.
-Saturated stars are masked with a margin, since their cores and wings leave
-residuals no template can subtract.
+Hot and warm pixels and bad columns are fixed on the detector, so once frames
+are dithered (or drift) and are aligned they hop about on the sky and can
+mimic a mover. They are found where they are still fixed: in the median of
+the frames in detector coordinates, where dithered stars are smooth and
+defects stay sharp. Frames cut differently (heights that differ by a few
+rows, cutouts, trimmed overscan) are placed on the detector by their
+``Frame.origin`` first, so one map serves them all. Saturated stars are
+masked with a margin, since their cores and wings leave residuals no
+template can subtract.
 """
 
 from __future__ import annotations
@@ -80,8 +83,8 @@ def frame_masks(frames: list[Frame], native: list[Array], xp: ModuleType) -> lis
     """Per-frame bad-pixel masks in each frame's own pixels.
 
     Combines no-data pixels, the file's own data-quality mask, saturated
-    stars, and (when all frames come from one detector) hot pixels and bad
-    columns.
+    stars, and the sequence's own map of hot and warm pixels and bad columns
+    (frames placed on the detector by their origin, whatever their sizes).
 
     Parameters
     ----------
@@ -96,9 +99,22 @@ def frame_masks(frames: list[Frame], native: list[Array], xp: ModuleType) -> lis
         if frame.bad is not None:
             bad |= xp.asarray(frame.bad, dtype=bool)
         masks.append(bad)
-    if len({f.shape for f in frames}) == 1 and len(frames) >= 3:
-        defects = defect_mask(
-            xp.stack([xp.where(b, xp.nan, im) for b, im in zip(masks, native, strict=True)])
+    if len(frames) >= 3:
+        corner = [f.origin for f in frames]
+        y0, x0 = min(c[0] for c in corner), min(c[1] for c in corner)
+        size = (
+            max(c[0] - y0 + f.shape[0] for c, f in zip(corner, frames, strict=True)),
+            max(c[1] - x0 + f.shape[1] for c, f in zip(corner, frames, strict=True)),
         )
-        masks = [m | defects for m in masks]
+        canvas = xp.full((len(frames), *size), xp.nan, dtype=xp.float32)
+        windows = []
+        for k, (frame, bad, image) in enumerate(zip(frames, masks, native, strict=True)):
+            window = (
+                slice(corner[k][0] - y0, corner[k][0] - y0 + frame.shape[0]),
+                slice(corner[k][1] - x0, corner[k][1] - x0 + frame.shape[1]),
+            )
+            canvas[(k, *window)] = xp.where(bad, xp.nan, image)
+            windows.append(window)
+        defects = defect_mask(canvas)
+        masks = [m | defects[w] for m, w in zip(masks, windows, strict=True)]
     return masks

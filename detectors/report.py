@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from .types import Frame, Track
 
 __all__ = [
     "MPC_NET_NAMES",
+    "ApproximateAstrometryWarning",
     "band_of",
     "mpc_designation",
     "mpc_header",
@@ -37,6 +39,10 @@ _MPC_BANDS = frozenset("UBVRIJHKGC") | frozenset("ugrizywoc")
 _SLOAN_PREFIX = re.compile(r"^(?:sdss|sloan|ps1|panstarrs|ztf|lsst|decam)", re.I)
 _OTHER_PREFIX = re.compile(r"^(?:bessell?|johnson|cousins|gaia|atlas)", re.I)
 _CLEAR = frozenset({"clear", "clr", "open", "none", "unfiltered", "cl", "lum", "luminance"})
+
+
+class ApproximateAstrometryWarning(UserWarning):
+    """An MPC report written from approximate sky positions (no plate solution)."""
 
 
 def track_designations(tracks: Sequence[Track]) -> list[str]:
@@ -106,11 +112,12 @@ def _frame_of(track: Track, k: int, frames: Sequence[Frame]) -> Frame:
 
 
 def _observation(track: Track, k: int, frames: Sequence[Frame]) -> dict[str, Any]:
-    obs: dict[str, Any] = {
-        "mjd": float(track.mjd[k]),
-        "ra": float(track.ra[k]) % 360.0,
-        "dec": float(track.dec[k]),
-    }
+    obs: dict[str, Any] = {"mjd": float(track.mjd[k])}
+    if math.isfinite(track.ra[k]) and math.isfinite(track.dec[k]):
+        obs.update(ra=float(track.ra[k]) % 360.0, dec=float(track.dec[k]))
+    for key, values in (("x", track.frame_x), ("y", track.frame_y)):
+        if values is not None:
+            obs[key] = round(float(values[k]), 3)
     for key in ("ra_err_arcsec", "dec_err_arcsec"):
         value = _number(getattr(track, key)[k])
         if value is not None:
@@ -128,6 +135,7 @@ def tracks_to_contract(
     run: Mapping[str, Any],
     reference: int = 0,
     annotations: Mapping[str, Mapping[str, Any]] | None = None,
+    centre: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """The results document of the tracks contract (`detectors.contract`), ready for `json.dumps`.
 
@@ -145,6 +153,10 @@ def tracks_to_contract(
     annotations : mapping, keyword-only, optional
         Extra contract fields per track id (``known_object``, ``known``,
         ``digest2``, ``identification`` from identification).
+    centre : (float, float), keyword-only
+        Field centre (RA, Dec degrees) to report instead, e.g. from the
+        search's sky solution when frames have no WCS of their own; the
+        field has no centre when neither is known.
 
     Returns
     -------
@@ -162,7 +174,8 @@ def tracks_to_contract(
     if not frames:
         raise ValueError("tracks_to_contract needs the searched frames; none were given.")
     ref = frames[reference]
-    ra, dec = ref.wcs.all_pix2world([[(ref.shape[1] - 1) / 2, (ref.shape[0] - 1) / 2]], 0)[0]
+    if centre is None and ref.wcs is not None:
+        centre = ref.wcs.all_pix2world([[(ref.shape[1] - 1) / 2, (ref.shape[0] - 1) / 2]], 0)[0]
     mjds = [frame.mjd for frame in frames]
     doc_tracks = []
     for name, track in zip(track_designations(tracks), tracks, strict=True):
@@ -177,13 +190,14 @@ def tracks_to_contract(
                 item[key] = value
         item["origin"] = track.origin
         item["known_object"] = None
+        item["astrometry"] = track.astrometry
         item.update(_json_safe(dict((annotations or {}).get(name, {}))))
         doc_tracks.append(item)
+    where = {} if centre is None else {"ra": float(centre[0]) % 360.0, "dec": float(centre[1])}
     return {
         "schema_version": SCHEMA_VERSION,
         "field": {
-            "ra": float(ra) % 360.0,
-            "dec": float(dec),
+            **where,
             "frames": len(frames),
             "mjd_start": float(min(mjds)),
             "mjd_end": float(max(mjds)),
@@ -264,6 +278,7 @@ def mpc_report(
     *,
     frames: Sequence[Frame],
     observatory_code: str = "500",
+    allow_approximate: bool = False,
 ) -> str:
     """The observations in the MPC 1992 80-column format, one line each.
 
@@ -282,6 +297,10 @@ def mpc_report(
         ``observatory_code`` and ``filter`` are used when known.
     observatory_code : str, keyword-only
         MPC code for frames whose header names none (``500`` = geocentric).
+    allow_approximate : bool, keyword-only
+        Write tracks whose ``astrometry`` is ``approximate`` (no plate
+        solution: positions may be arcminutes off), with an
+        `ApproximateAstrometryWarning`; refused otherwise.
 
     Returns
     -------
@@ -294,8 +313,24 @@ def mpc_report(
     ------
     ValueError
         ``observatory_code`` is not three characters like ``500`` or
-        ``G96``, or a track indexes a frame not given.
+        ``G96``, a track indexes a frame not given, a track has no sky
+        positions, or approximate ones without ``allow_approximate``.
     """
+    kinds = {track.astrometry for track in tracks}
+    if "none" in kinds:
+        raise ValueError(
+            "no MPC report: the frames have no WCS and no pointing, so the tracks have no sky "
+            "positions; plate-solve the frames (e.g. astrometry.net's solve-field) and search again."
+        )
+    if "approximate" in kinds:
+        message = (
+            "the MPC report's positions are APPROXIMATE (header pointing and nominal pixel "
+            "scale, no plate solution; they may be arcminutes off): plate-solve the frames "
+            "before submitting it"
+        )
+        if not allow_approximate:
+            raise ValueError(message + ", or allow approximate positions explicitly.")
+        warnings.warn(message, ApproximateAstrometryWarning, stacklevel=2)
     if not _MPC_CODE.fullmatch(observatory_code):
         raise ValueError(
             f"observatory_code must be an MPC code such as '500' or 'G96', "

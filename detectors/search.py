@@ -18,15 +18,18 @@ import numpy as np
 
 from . import __version__
 from .align import align_frames, reference_index
-from .backend import device_name, get_xp
+from .backend import device_name, get_xp, to_numpy
 from .budget import check_per_frame, fastest_useful_rate
 from .config import SearchConfig
 from .detect import find_candidates
 from .difference import difference_frames
 from .faint import FaintSettings, find_faint
 from .fit import FitSettings, fit_tracks
+from .fixed import reject_detector_fixed
 from .link import default_min_detections, link_candidates
 from .masks import frame_masks
+from .register import register_frames, star_catalogue
+from .sky import sky_solution
 from .slow import find_slow_movers
 from .tracks import build_track, merge_tracks
 from .types import (
@@ -37,6 +40,7 @@ from .types import (
     Frame,
     Mover,
     Progress,
+    SkySolution,
     Track,
 )
 
@@ -58,6 +62,7 @@ class SearchResult:
     candidates: Candidates
     run: dict
     differences: Differences | None = field(default=None, repr=False)
+    sky: SkySolution | None = None
 
 
 def _peak_memory_mb() -> float:
@@ -108,14 +113,25 @@ def fast_detect(
     mjd = np.array([f.mjd for f in frames])
     h, w = frames[reference_index(frames)].shape
     check_per_frame(len(frames), h, w, budget_bytes=config.memory_gb * 1e9)
-    with stage("align") as tick:
+    with stage("register") as tick:
         native = []
         for f in frames:
             image = xp.asarray(f.data, dtype=xp.float32)
-            sky = xp.median(image[::4, ::4][xp.isfinite(image[::4, ::4])])
-            native.append(image - sky)
-        aligned = align_frames(frames, frame_masks(frames, native, xp), xp, progress=tick)
+            level = xp.median(image[::4, ::4][xp.isfinite(image[::4, ::4])])
+            native.append(image - level)
+        bad = frame_masks(frames, native, xp)
+        registration = register_frames(frames, native, bad, progress=tick)
+        # The reference frame's stars, for a plate solver when no frame has a WCS.
+        ref_stars = (
+            None
+            if any(f.wcs is not None for f in frames)
+            else star_catalogue(to_numpy(native[registration.ref]), to_numpy(bad[registration.ref]))
+        )
+        sky = sky_solution(frames, registration, pixel_scale=config.pixel_scale, stars=ref_stars)
         del native
+    with stage("align") as tick:
+        aligned = align_frames(frames, bad, xp, registration=registration, progress=tick)
+        del bad
     ref_index = aligned.ref
     ref = frames[ref_index]
     with stage("difference") as tick:
@@ -127,13 +143,15 @@ def fast_detect(
         cands = find_candidates(diffs, threshold=config.threshold, progress=tick)
     result = FastResult(
         mjd=mjd,
-        wcs=ref.wcs.celestial,
+        wcs=sky.wcs,
         ref=ref_index,
         zero_point=ref.zero_point,
         differences=diffs,
         candidates=cands,
         tracklets=[],
         timings=timings,
+        registration=registration,
+        sky=sky,
     )
     per_day = result.pixels_per_day
     need = config.min_detections or default_min_detections(len(frames))
@@ -196,6 +214,7 @@ def detailed_detect(
             fast.wcs,
             settings=settings,
             zero_point=fast.zero_point,
+            pixel_scale=24.0 / per_day,
             progress=tick,
         )
     with stage("slow") as tick:
@@ -218,6 +237,10 @@ def detailed_detect(
                 fast.limits["faint_rate_max"] = faint.rate_max
                 fast.limits["faint_limited_by"] = faint.limited_by
             tracks.extend(_mover_tracks(faint.movers, fast, origin="faint"))
+    if fast.registration is not None:
+        tracks, fast.detector_fixed = reject_detector_fixed(tracks, fast.registration)
+    for track in tracks:
+        track.astrometry = fast.sky.astrometry if fast.sky is not None else "wcs"
     return merge_tracks(tracks, radius=2 * diffs.fwhm)
 
 
@@ -235,16 +258,18 @@ def _mover_tracks(movers: list[Mover], fast: FastResult, *, origin: str) -> list
             wcs=fast.wcs,
             zero_point=fast.zero_point,
             origin=origin,
+            pixel_scale=24.0 / fast.pixels_per_day,
         )
         for m in movers
     ]
 
 
 def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dict:
-    """The output's ``run`` block: version, device, options, timings, memory."""
+    """The output's ``run`` block: version, device, options, timings, memory, registration."""
     timings = dict(fast.timings)
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
     return {
+        **_sky_info(fast, frames),
         "version": __version__,
         "device": device_name(get_xp(fast.differences.psi)),
         "options": config.as_dict(),
@@ -265,6 +290,32 @@ def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dic
             for k, v in fast.limits.items()
         },
     }
+
+
+def _sky_info(fast: FastResult, frames: list[Frame]) -> dict:
+    """The ``run`` block's registration and astrometry entries."""
+    reg = fast.registration
+    info: dict = {"detector_fixed_rejected": fast.detector_fixed}
+    if fast.sky is not None:
+        info.update(astrometry=fast.sky.astrometry, astrometry_note=fast.sky.note)
+    if reg is not None:
+        centre = (np.array(frames[reg.ref].shape) - 1) / 2.0
+        info["registration"] = [
+            {
+                "frame": frame.name,
+                "method": reg.method[k],
+                "stars": int(reg.stars[k]),
+                "rms_px": None if np.isnan(reg.rms_px[k]) else round(float(reg.rms_px[k]), 3),
+                "offset_px": [
+                    round(float(v) - c, 2)
+                    for v, c in zip(
+                        reg.to_frame(k, centre[1], centre[0]), centre[::-1], strict=True
+                    )
+                ],
+            }
+            for k, frame in enumerate(frames)
+        ]
+    return info
 
 
 def find_moving_objects(
@@ -303,4 +354,5 @@ def find_moving_objects(
         candidates=fast.candidates,
         run=run_info(fast, frames, config),
         differences=fast.differences if keep_differences else None,
+        sky=fast.sky,
     )

@@ -26,11 +26,55 @@ from astropy.time import Time
 from astropy.wcs import WCS
 from scipy.special import erf
 
-__all__ = ["SimulatedField", "flux_for_snr", "optimal_snr", "simulate_field"]
+__all__ = ["RealTraits", "SimulatedField", "flux_for_snr", "optimal_snr", "simulate_field"]
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _EDGE_PX = 20.0  # objects stay this far inside every frame, for the whole night
 _GAUSS_POISSON_E = 100.0  # above this mean, Poisson noise is drawn as its Gaussian limit
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealTraits:
+    """What real sequences have that a benchmark field does not, each off by default.
+
+    Small telescopes in space and unguided amateur mounts give frames whose
+    pointing drifts and jumps, whose WCS is rough, and whose detector has many
+    warm pixels; these switches put that into a simulated field so the
+    benchmark measures what it does to a search.
+
+    Attributes
+    ----------
+    warm_pixel_fraction : float
+        Fraction of detector pixels that are warm: 3-30 times the sky noise
+        per exposure (log-uniform), fixed on the detector.
+    drift_px_per_hour : float
+        The pointing drifts at this rate, in one random direction all night.
+    blocks : int
+        The frames are taken in this many blocks of consecutive exposures.
+    block_gap_min : float
+        Minutes between the end of one block and the start of the next.
+    jump_px : float
+        Between blocks the pointing jumps this far, each time in a random direction.
+    wcs_error_px : float
+        Each header WCS is off from the truth by about this many pixels, in a
+        random direction; the errors average to zero over the sequence (an
+        attitude or mount model that jitters about a calibrated pointing: a
+        common offset of every frame is no search's business and no
+        catalogue-free method could find it).
+    exposure_keyword : str
+        Header keyword of the exposure time (``EXPTIME``, ``EXPOSURE``, ...).
+    height_loss_rows : int
+        Each frame loses 0 to this many rows at its top, so heights differ.
+    """
+
+    warm_pixel_fraction: float = 0.0
+    drift_px_per_hour: float = 0.0
+    blocks: int = 1
+    block_gap_min: float = 30.0
+    jump_px: float = 0.0
+    wcs_error_px: float = 0.0
+    exposure_keyword: str = "EXPTIME"
+    height_loss_rows: int = 0
 
 
 @dataclass
@@ -146,6 +190,7 @@ def simulate_field(
     satellite_prob: float = 0.1,
     noise: bool = True,
     place_movers: Callable[..., dict[str, Any]] | None = None,
+    traits: RealTraits | None = None,
 ) -> SimulatedField:
     """Simulate one night's image sequence of one field, with its truth.
 
@@ -219,6 +264,9 @@ def simulate_field(
         ``positions(owner, mjd)`` callable for positions within exposures,
         and ``labels`` (dicts merged into each truth object).
         `detectors.simulate_orbits` gives movers real orbits this way.
+    traits : RealTraits, optional
+        Warm pixels, pointing drift and jumps between blocks, WCS errors,
+        another exposure keyword, frames of differing heights (none by default).
 
     Returns
     -------
@@ -231,8 +279,12 @@ def simulate_field(
         For an impossible setting; the message names it.
     """
     _check(shape, n_frames, n_objects, snr_range, rate_range, cadence_min, exptime_s, fwhm_range_px)
-    streams = np.random.SeedSequence(seed).spawn(6)
-    obs_rng, star_rng, obj_rng, det_rng, art_rng, noise_rng = map(np.random.default_rng, streams)
+    traits = traits or RealTraits()
+    _check_traits(traits)
+    streams = np.random.SeedSequence(seed).spawn(7)
+    obs_rng, star_rng, obj_rng, det_rng, art_rng, noise_rng, trait_rng = map(
+        np.random.default_rng, streams
+    )
     height, width = shape
     scale_deg = pixel_scale_arcsec / 3600.0
 
@@ -249,13 +301,19 @@ def simulate_field(
     sky = sky_e * obs_rng.uniform(0.85, 1.15, size=n_frames)
     gradients = obs_rng.uniform(-0.05, 0.05, size=(n_frames, 2))  # fraction across (y, x)
 
-    start = Time(mjd_start + np.arange(n_frames) * cadence_min / 1440.0, format="mjd", scale="utc")
+    start_min, block = _start_minutes(n_frames, cadence_min, exptime_s, traits)
+    start = Time(mjd_start + start_min / 1440.0, format="mjd", scale="utc")
     start.precision = 3
     date_obs = list(start.isot)
     mjd_mid = Time(date_obs, format="isot", scale="utc").mjd + exptime_s / 2.0 / 86400.0
 
     centre = ((height - 1) / 2.0, (width - 1) / 2.0)
     ref = _wcs(crval=(ra0, dec0), shape=shape, scale_deg=scale_deg, rotation_deg=0.0)
+    wander, wcs_error = _pointing_traits(
+        trait_rng, (start_min - start_min[0]) / 60.0, block, traits
+    )
+    dithers = dithers + wander
+    excursion = dither_px + float(np.max(np.abs(wander), initial=0.0))
     headers, wcses = [], []
     for k in range(n_frames):
         crval = ref.wcs_pix2world(centre[1] + dithers[k, 1], centre[0] + dithers[k, 0], 0)
@@ -265,12 +323,18 @@ def simulate_field(
             scale_deg=scale_deg,
             rotation_deg=float(rotations[k]),
         )
+        wcses.append(WCS(header))
+        if wcs_error[k].any():  # the header claims the centre shows another place
+            off = wcses[k].wcs_pix2world(
+                centre[1] + wcs_error[k, 1], centre[0] + wcs_error[k, 0], 0
+            )
+            header["CRVAL1"], header["CRVAL2"] = float(off[0]), float(off[1])
         header.update(
             {
                 "DATE-OBS": (date_obs[k], "UTC start of exposure"),
                 "MJD-OBS": (float(Time(date_obs[k], scale="utc").mjd), "UTC MJD, exposure start"),
                 "TIMESYS": ("UTC", "time scale"),
-                "EXPTIME": (exptime_s, "exposure time [s]"),
+                traits.exposure_keyword: (exptime_s, "exposure time [s]"),
                 "GAIN": (gain, "[e-/ADU]"),
                 "RDNOISE": (read_noise_e, "read noise [e-]"),
                 "SATURATE": (saturate_adu, "saturation level [ADU]"),
@@ -282,7 +346,6 @@ def simulate_field(
             }
         )
         headers.append(header)
-        wcses.append(WCS(header))
 
     def sky_at(k: int, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         gy, gx = gradients[k]
@@ -292,7 +355,7 @@ def simulate_field(
         star_rng,
         ref=ref,
         shape=shape,
-        pad=dither_px + math.radians(rotation_deg) * max(shape) + 10.0,
+        pad=excursion + math.radians(rotation_deg) * max(shape) + 10.0,
         density_arcmin2=star_density_arcmin2,
         pixel_scale_arcsec=pixel_scale_arcsec,
         sigma_px=float(np.mean(fwhm_range_px)) / _FWHM_PER_SIGMA,
@@ -314,7 +377,7 @@ def simulate_field(
         shape=shape,
         hours=hours,
         half_exposure_h=exptime_s / 7200.0,
-        margin=_EDGE_PX + dither_px + math.radians(rotation_deg) * max(shape),
+        margin=_EDGE_PX + excursion + math.radians(rotation_deg) * max(shape),
         **({"mjd_mid": mjd_mid} if place_movers is not None else {}),
     )
     target_snr = obj_rng.uniform(*snr_range, size=n_objects)
@@ -327,6 +390,11 @@ def simulate_field(
     hot_index, hot_e, bad_columns = _defects(
         det_rng, shape=shape, hot_pixel_fraction=hot_pixel_fraction, n_bad_columns=n_bad_columns
     )
+    warm_index, warm_e = _warm_pixels(
+        trait_rng, shape=shape, fraction=traits.warm_pixel_fraction, noise_e=sky_e + read_noise_e**2
+    )
+    hot_index, hot_e = np.concatenate([hot_index, warm_index]), np.concatenate([hot_e, warm_e])
+    rows_lost = trait_rng.integers(0, traits.height_loss_rows + 1, size=n_frames)
 
     yy = np.arange(height, dtype=np.float32)[:, None]
     xx = np.arange(width, dtype=np.float32)[None, :]
@@ -360,6 +428,7 @@ def simulate_field(
             if hot_level_e == 0.0:
                 image[row0:, col] *= 0.05
         np.minimum(image, saturate_adu, out=image)
+        image = image[: height - int(rows_lost[k])]
         frames.append((f"sim_{k:03d}.fits", image.astype(np.float32, copy=False), headers[k]))
 
     truth = _truth(
@@ -405,6 +474,77 @@ def _check(
         )
     if not 0.0 < fwhm_range_px[0] <= fwhm_range_px[1]:
         raise ValueError(f"fwhm_range_px={fwhm_range_px!r}: give (low, high), 0 < low <= high")
+
+
+def _check_traits(traits: RealTraits) -> None:
+    if traits.blocks < 1 or traits.block_gap_min < 0.0:
+        raise ValueError(
+            f"traits: blocks={traits.blocks}, block_gap_min={traits.block_gap_min}: give "
+            "at least one block and a gap of zero minutes or more"
+        )
+    if not 0 <= traits.height_loss_rows < _EDGE_PX:
+        raise ValueError(
+            f"traits.height_loss_rows={traits.height_loss_rows}: give 0 to {int(_EDGE_PX) - 1} "
+            "rows, so every object stays inside every frame"
+        )
+    for name in ("warm_pixel_fraction", "drift_px_per_hour", "jump_px", "wcs_error_px"):
+        if getattr(traits, name) < 0.0:
+            raise ValueError(f"traits.{name}={getattr(traits, name)}: must not be negative")
+
+
+def _start_minutes(
+    n_frames: int, cadence_min: float, exptime_s: float, traits: RealTraits
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exposure starts (minutes after the first) and block of each frame.
+
+    Frames are split into ``traits.blocks`` runs of consecutive exposures at
+    ``cadence_min``; each block starts ``block_gap_min`` after the previous
+    one's last exposure ended.
+    """
+    block = np.concatenate(
+        [
+            np.full(part.size, b)
+            for b, part in enumerate(np.array_split(np.arange(n_frames), traits.blocks))
+        ]
+    )
+    within = np.arange(n_frames) - np.searchsorted(block, block)
+    block_length = np.array([np.sum(block == b) for b in range(traits.blocks)])
+    block_span = (block_length - 1) * cadence_min + exptime_s / 60.0 + traits.block_gap_min
+    block_start = np.concatenate([[0.0], np.cumsum(block_span)[:-1]])
+    return block_start[block] + within * cadence_min, block
+
+
+def _pointing_traits(
+    rng: np.random.Generator, hours: np.ndarray, block: np.ndarray, traits: RealTraits
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pointing wander (drift plus jumps between blocks) and header-WCS errors, (y, x) pixels.
+
+    The wander is centred on its mean, so the middle of the night sits near
+    the nominal pointing and the excursion is shared by both ends. Always
+    draws the same numbers, so switching one trait leaves the others' draws alone.
+    """
+    drift_angle = rng.uniform(0.0, 2.0 * np.pi)
+    jump_angles = rng.uniform(0.0, 2.0 * np.pi, size=max(traits.blocks - 1, 1))
+    error_angles = rng.uniform(0.0, 2.0 * np.pi, size=hours.size)
+    drift = traits.drift_px_per_hour * hours[:, None] * [np.sin(drift_angle), np.cos(drift_angle)]
+    steps = traits.jump_px * np.c_[np.sin(jump_angles), np.cos(jump_angles)]
+    jumps = np.vstack([[0.0, 0.0], np.cumsum(steps, axis=0)])[block]
+    wander = drift + jumps
+    wander -= wander.mean(axis=0)
+    error = traits.wcs_error_px * np.c_[np.sin(error_angles), np.cos(error_angles)]
+    if hours.size > 1:
+        error -= error.mean(axis=0)
+    return wander, error
+
+
+def _warm_pixels(
+    rng: np.random.Generator, *, shape: tuple[int, int], fraction: float, noise_e: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Warm pixels (flat index, e- per exposure): 3-30 sky sigmas, fixed on the detector."""
+    n = int(rng.binomial(shape[0] * shape[1], fraction)) if fraction > 0 else 0
+    index = rng.choice(shape[0] * shape[1], size=n, replace=False)
+    level = np.exp(rng.uniform(np.log(3.0), np.log(30.0), size=n)) * math.sqrt(noise_e)
+    return index, level
 
 
 def _stars(

@@ -77,9 +77,10 @@ def build_track(
     flux: np.ndarray,
     snr: np.ndarray,
     stacked_snr: float,
-    wcs: WCS,
+    wcs: WCS | None,
     zero_point: float | None,
     origin: str,
+    pixel_scale: float | None = None,
 ) -> Track:
     """A :class:`Track` on the sky from positions on the common pixel grid.
 
@@ -94,20 +95,30 @@ def build_track(
     flux, snr : ndarray, shape (M,), keyword-only
         Per-frame flux (reference-frame ADU) and SNR.
     stacked_snr : float, keyword-only
-    wcs : WCS, keyword-only
-        WCS of the common grid.
+    wcs : WCS or None, keyword-only
+        WCS of the common grid; None when the frames have no sky solution
+        (RA, Dec and position angle are then NaN).
     zero_point : float or None, keyword-only
         Magnitude of 1 ADU; magnitudes are NaN without it.
     origin : str, keyword-only
         Which search found it (``fast`` or ``slow``).
+    pixel_scale : float, keyword-only
+        Arcsec per pixel, for the rate and errors when ``wcs`` is None.
     """
-    ra, dec = wcs.pixel_to_world_values(x, y)
-    scale = proj_plane_pixel_scales(wcs) * 3600.0  # arcsec per pixel, (x, y)
-    # Rate and direction from the first and last positions, on the sky.
-    dx = (ra[-1] - ra[0]) * math.cos(math.radians(0.5 * (dec[0] + dec[-1]))) * 3600.0
-    dx = (dx + 180.0 * 3600.0) % (360.0 * 3600.0) - 180.0 * 3600.0  # across RA 0
-    dy = (dec[-1] - dec[0]) * 3600.0
     hours = (mjd[frames[-1]] - mjd[frames[0]]) * 24.0
+    if wcs is None:
+        if pixel_scale is None:
+            raise ValueError("build_track needs a WCS or a pixel_scale to measure the rate.")
+        ra = dec = np.full(x.size, np.nan)
+        scale = np.array([pixel_scale, pixel_scale])
+        dx, dy = math.hypot(x[-1] - x[0], y[-1] - y[0]) * pixel_scale, math.nan
+    else:
+        ra, dec = wcs.pixel_to_world_values(x, y)
+        scale = proj_plane_pixel_scales(wcs) * 3600.0  # arcsec per pixel, (x, y)
+        # Rate and direction from the first and last positions, on the sky.
+        dx = (ra[-1] - ra[0]) * math.cos(math.radians(0.5 * (dec[0] + dec[-1]))) * 3600.0
+        dx = (dx + 180.0 * 3600.0) % (360.0 * 3600.0) - 180.0 * 3600.0  # across RA 0
+        dy = (dec[-1] - dec[0]) * 3600.0
     mag = np.full(flux.size, np.nan)
     if zero_point is not None:
         mag = np.where(flux > 0, zero_point - 2.5 * np.log10(np.maximum(flux, 1e-30)), np.nan)
@@ -123,7 +134,7 @@ def build_track(
         flux=flux,
         snr=snr,
         mag=mag,
-        rate_arcsec_per_hour=math.hypot(dx, dy) / hours if hours > 0 else 0.0,
+        rate_arcsec_per_hour=math.hypot(dx, np.nan_to_num(dy)) / hours if hours > 0 else 0.0,
         position_angle_deg=math.degrees(math.atan2(dx, dy)) % 360.0,
         stacked_snr=stacked_snr,
         origin=origin,

@@ -29,6 +29,7 @@ __all__ = [
     "Frame",
     "Mover",
     "Progress",
+    "Registration",
     "Track",
 ]
 
@@ -47,8 +48,9 @@ class Frame:
     ----------
     data : ndarray, shape (H, W), float32
         Pixel values in ADU, NaN where there is no data.
-    wcs : astropy.wcs.WCS
-        Celestial WCS of ``data``.
+    wcs : astropy.wcs.WCS or None
+        Celestial WCS of ``data``; None when the file has none (the frame
+        is then placed by registering it on the stars).
     mjd : float
         UTC MJD at mid-exposure.
     exptime : float
@@ -72,10 +74,13 @@ class Frame:
         Pixels the file itself marks bad (a data-quality extension).
     header : astropy.io.fits.Header
         The image header, kept for reports.
+    origin : (int, int)
+        Detector pixel ``(y, x)`` of ``data[0, 0]`` (frames cut or trimmed
+        differently still share detector defects through it).
     """
 
     data: Array
-    wcs: WCS
+    wcs: WCS | None
     mjd: float
     exptime: float
     name: str
@@ -87,6 +92,7 @@ class Frame:
     observatory_code: str | None = None
     bad: Array | None = None
     header: fits.Header = field(default_factory=fits.Header)
+    origin: tuple[int, int] = (0, 0)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -132,8 +138,11 @@ class Track:
 
     Per-frame arrays have one entry per frame where the object was measured
     (``frames`` holds those frame indices). Positions ``y``/``x`` are on the
-    reference grid; ``ra``/``dec`` are ICRS degrees; errors are in arcsec;
-    ``mag`` is NaN where no photometric zero point is known.
+    reference grid; ``ra``/``dec`` are ICRS degrees (NaN when the frames
+    have no sky solution); errors are in arcsec; ``mag`` is NaN where no
+    photometric zero point is known. ``frame_x``/``frame_y`` are the
+    positions in each frame's own pixels, and ``astrometry`` says where the
+    sky positions come from (see :class:`SkySolution`).
     """
 
     frames: Array
@@ -152,6 +161,9 @@ class Track:
     stacked_snr: float
     origin: str = "fast"
     id: str = ""
+    frame_x: Array | None = None
+    frame_y: Array | None = None
+    astrometry: str = "wcs"
 
 
 @dataclass
@@ -249,10 +261,17 @@ class FastResult:
         Seconds per stage so far.
     trajectories_tested, faint_binning, faint_threshold
         What the faint search did (filled in by the stage that runs it).
+    registration : Registration or None
+        How each frame maps onto the common grid (None in results saved
+        before registration existed).
+    sky : SkySolution or None
+        Where the common grid is on the sky (``wcs`` above is its WCS).
+    detector_fixed : int
+        Tracks the detailed detector dropped as fixed on the detector.
     """
 
     mjd: Array
-    wcs: WCS
+    wcs: WCS | None
     ref: int
     zero_point: float | None
     differences: Differences
@@ -264,8 +283,102 @@ class FastResult:
     faint_threshold: float | None = None
     #: Rates actually searched (px/day) where a plan narrowed the request, and why.
     limits: dict[str, float | str] = field(default_factory=dict)
+    registration: Registration | None = None
+    sky: SkySolution | None = None
+    detector_fixed: int = 0
 
     @property
     def pixels_per_day(self) -> float:
         """Pixels per day of one arcsec per hour on this grid."""
+        if self.sky is not None:
+            return 24.0 / self.sky.pixel_scale
         return 24.0 / (float(np.mean(proj_plane_pixel_scales(self.wcs))) * 3600.0)
+
+
+@dataclass
+class SkySolution:
+    """Where the reference grid's pixels are on the sky, and how well that is known.
+
+    Attributes
+    ----------
+    wcs : WCS or None
+        Celestial WCS of the reference grid; None when nothing places the
+        frames on the sky (tracks are then given in pixels only).
+    astrometry : str
+        ``wcs``: the frames' own WCS (their consensus, through the star
+        registration); ``solved``: plate-solved here from the reference
+        frame's stars; ``approximate``: from the header's pointing and a
+        nominal pixel scale, good to arcminutes, not for MPC reports;
+        ``none``: no sky positions.
+    pixel_scale : float
+        Arcsec per pixel of the reference grid (rates need it even without a WCS).
+    note : str
+        One sentence for the output's ``run`` block.
+    """
+
+    wcs: WCS | None
+    astrometry: str
+    pixel_scale: float
+    note: str
+
+
+@dataclass
+class Registration:
+    """How each frame's own pixels map onto the reference grid.
+
+    The mapping is smooth, so it is kept exactly on a coarse grid of
+    reference pixels and interpolated (cubic) in between.
+
+    Attributes
+    ----------
+    ref : int
+        Index of the reference frame, whose pixel grid is the common one.
+    grid_y, grid_x : ndarray, shape (ny,), (nx,)
+        Reference-grid rows and columns where the mapping is evaluated.
+    map_y, map_x : ndarray, shape (N, ny, nx)
+        Position in frame ``k``'s own pixels of each coarse grid point.
+    origin : ndarray of int, shape (N, 2)
+        Detector pixel ``(y, x)`` of each frame's first pixel.
+    method : list of str
+        Per frame: ``reference``, ``wcs+stars`` (WCS corrected on the stars),
+        ``stars`` (no WCS: the stars alone) or ``wcs`` (the stars agree with
+        the WCS within their noise, or the field has too few to tell).
+    stars : ndarray of int, shape (N,)
+        Stars matched with the reference frame (0 where not registered on stars).
+    rms_px : ndarray, shape (N,)
+        RMS of the matched stars about the fitted mapping, pixels (NaN where none).
+    """
+
+    ref: int
+    grid_y: Array
+    grid_x: Array
+    map_y: Array
+    map_x: Array
+    origin: Array
+    method: list[str]
+    stars: Array
+    rms_px: Array
+
+    def to_frame(self, k: int, x: Array, y: Array) -> tuple[Array, Array]:
+        """Frame ``k``'s own pixel ``(x, y)`` of reference-grid points ``(x, y)``."""
+        from scipy.interpolate import RectBivariateSpline
+
+        ky, kx = min(3, self.grid_y.size - 1), min(3, self.grid_x.size - 1)
+        out = []
+        for values in (self.map_x[k], self.map_y[k]):
+            spline = RectBivariateSpline(self.grid_y, self.grid_x, values, kx=ky, ky=kx)
+            out.append(spline.ev(np.asarray(y, dtype=float), np.asarray(x, dtype=float)))
+        return out[0], out[1]
+
+    def dense(self, k: int, shape: tuple[int, int]) -> tuple[Array, Array]:
+        """Frame ``k``'s own pixel ``(y, x)`` of every reference pixel, float32 (H, W) each."""
+        from scipy.interpolate import RectBivariateSpline
+
+        ky, kx = min(3, self.grid_y.size - 1), min(3, self.grid_x.size - 1)
+        yy, xx = np.arange(shape[0], dtype=float), np.arange(shape[1], dtype=float)
+        return tuple(
+            RectBivariateSpline(self.grid_y, self.grid_x, values, kx=ky, ky=kx)(yy, xx).astype(
+                np.float32
+            )
+            for values in (self.map_y[k], self.map_x[k])
+        )

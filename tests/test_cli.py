@@ -290,12 +290,77 @@ def test_text_file_named_fits(simulated, tmp_path):
     assert_input_error(proc, "x.fits: not a readable FITS file")
 
 
-def test_fits_without_wcs(simulated, tmp_path):
+def test_a_frame_without_wcs_is_registered_on_the_stars(simulated, detected, tmp_path):
+    """A frame whose WCS is gone is placed by its stars, and the movers are still found."""
     folder = _copy_good(simulated, tmp_path / "frames")
-    _write_variant(_good_frames(simulated)[0], folder / "nowcs.fits", drop=WCS_KEYS)
+    bare = _good_frames(simulated)[1]
+    _write_variant(bare, folder / bare.name, drop=WCS_KEYS)
     proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
-    err = assert_input_error(proc, "nowcs.fits:", "no celestial WCS")
-    assert "no readable observation time" not in err  # the time is there
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "t.json").read_text())
+    check_contract(doc)
+    method = {r["frame"]: r["method"] for r in doc["run"]["registration"]}
+    assert method[bare.name] == "stars"
+    assert len(doc["tracks"]) == len(detected[1]["tracks"])
+
+
+def test_frames_without_any_wcs_give_tracks_in_pixels(simulated, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for path in _good_frames(simulated):
+        _write_variant(path, folder / path.name, drop=WCS_KEYS)
+    proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
+    assert_input_error(proc, "no WCS and no pixel scale", "--pixel-scale")
+    proc = run_cli(
+        "detect", "frames", "--out", "t.json", "--pixel-scale", 1.2, "--mpc", "r.txt",
+        "--observatory", "X05", "--measurer", "A. Tester", cwd=tmp_path,
+    )  # fmt: skip
+    err = assert_input_error(proc, "tracks written to t.json", "no MPC report")
+    assert "positions in pixels only" in err
+    doc = json.loads((tmp_path / "t.json").read_text())
+    check_contract(doc)
+    assert doc["run"]["astrometry"] == "none" and len(doc["tracks"]) == 4
+    obs = doc["tracks"][0]["observations"][0]
+    assert "ra" not in obs and obs["x"] > 0 and obs["y"] > 0
+    assert not (tmp_path / "r.txt").exists()
+
+
+def test_approximate_sky_is_written_to_mpc_with_a_warning(simulated, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for path in _good_frames(simulated):
+        with fits.open(path) as hdul:
+            ra, dec = hdul[0].header["CRVAL1"], hdul[0].header["CRVAL2"]
+        _write_variant(
+            path, folder / path.name, drop=WCS_KEYS, update={"RA": ra, "DEC": dec, "SECPIX": 1.2}
+        )
+    proc = run_cli(
+        "detect", "frames", "--out", "t.json", "--mpc", "r.txt",
+        "--observatory", "X05", "--measurer", "A. Tester", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    err = _flat(proc.stderr)
+    assert "warning: sky positions: APPROXIMATE" in err
+    assert "MPC report's positions are APPROXIMATE" in err
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert {t["astrometry"] for t in doc["tracks"]} == {"approximate"}
+    assert (tmp_path / "r.txt").read_text().count("\n") >= 12
+
+
+def test_a_frame_that_cannot_be_registered_is_named_in_one_line(simulated, tmp_path):
+    folder = _copy_good(simulated, tmp_path / "frames")
+    victim = _good_frames(simulated)[2]
+    other = simulate_field(seed=99, shape=(384, 384), n_frames=1, n_objects=0).frames[0][1]
+    _write_variant(victim, folder / victim.name, data=lambda d: other)
+    proc = run_cli("detect", "frames", "--out", "t.json", cwd=tmp_path)
+    err = assert_input_error(proc, f"{victim.name}: cannot be registered", "--skip-bad")
+    assert len(proc.stderr.strip().splitlines()) <= 3  # one message, wrapped at 80 columns
+    proc = run_cli("detect", "frames", "--out", "t.json", "--skip-bad", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"skipped {victim.name}: cannot be registered" in _flat(proc.stderr)
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert doc["field"]["frames"] == 5 and len(doc["tracks"]) == 4
+    assert err
 
 
 def test_fits_without_time(simulated, tmp_path):
@@ -481,7 +546,7 @@ def test_real_lowell_sequence_finds_roachapproach(tmp_path):
 def test_real_ztf_cutouts_without_wcs_or_time_are_refused(tmp_path):
     folder = shared_path(*ZTF)
     proc = run_cli("detect", folder, "--out", tmp_path / "t.json")
-    err = assert_input_error(proc, "no celestial WCS", "observation time")
+    err = assert_input_error(proc, "no observation time")
     assert re.search(r"candid\d+\w*\.fits\.gz:", err), proc.stderr
     assert not (tmp_path / "t.json").exists()
 

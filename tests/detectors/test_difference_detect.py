@@ -6,13 +6,16 @@ from detectors.backend import to_numpy
 from detectors.detect import find_candidates
 from detectors.difference import difference_frames
 from detectors.masks import frame_masks
+from detectors.register import register_frames
 
 from .helpers import make_sequence, tan_wcs
 
 
 def _differences(frames, xp):
     native = [xp.asarray(f.data) - float(np.median(f.data)) for f in frames]
-    aligned = align_frames(frames, frame_masks(frames, native, xp), xp)
+    bad = frame_masks(frames, native, xp)
+    registration = register_frames(frames, native, bad)
+    aligned = align_frames(frames, bad, xp, registration=registration)
     return aligned, difference_frames(
         aligned.images, aligned.bad, ref=aligned.ref, gain=frames[0].gain
     )

@@ -105,7 +105,7 @@ START_CARDS = {
 
 
 @pytest.mark.parametrize("cards", START_CARDS.values(), ids=START_CARDS.keys())
-@pytest.mark.parametrize("exp_key", ["EXPTIME", "EXPOSURE", "ITIME"])
+@pytest.mark.parametrize("exp_key", ["EXPTIME", "EXPOSURE", "AEXPTIME", "ITIME"])
 def test_start_time_keys_give_mid_exposure(tmp_path: Path, cards: dict, exp_key: str) -> None:
     h = fits.Header()
     h.update(cards)
@@ -627,22 +627,26 @@ def test_lowell_full_frame_quoted_tan_pv() -> None:
     need(LOWELL / "frames")
     full = load_frame(full_path)
     cut = load_frame(LOWELL / "frames" / "20190326.0126.fits")
-    assert full.shape == (1370, 1432)
+    # TRIMSEC [18:1382,1:1370]: the 17 prescan and 50 overscan columns are gone, so
+    # the cutout's [428:939,455:966] of the raw frame starts at trimmed x 410.
+    assert full.shape == (1370, 1365)
+    np.testing.assert_array_equal(full.data[454:966, 410:922], cut.data)
+    assert full.origin == (0, 17) and cut.origin == (454, 427)
     assert full.mjd == pytest.approx(cut.mjd, abs=1e-9)
     assert full.saturation is not None and 65000 < full.saturation < 65535
-    ra, dec = full.wcs.all_pix2world([[715.0, 684.0]], 0)[0]
+    ra, dec = full.wcs.all_pix2world([[715.0 - 17, 684.0]], 0)[0]
     assert (ra, dec) == pytest.approx((124.62, 25.33), abs=0.01)
     # The same star, seen in both: pixel -> world agrees (the PV terms are kept in both).
     for x, y in [(10.0, 20.0), (256.0, 256.0), (500.0, 480.0)]:
         np.testing.assert_allclose(
-            full.wcs.all_pix2world([[x + 427, y + 454]], 0),
+            full.wcs.all_pix2world([[x + 410, y + 454]], 0),
             cut.wcs.all_pix2world([[x, y]], 0),
             atol=1e-9,
         )
     row = truth()["20190326.0126.fits"]
     x, y = full.wcs.all_world2pix([[float(row["pred_ra"]), float(row["pred_dec"])]], 0)[0]
     assert (x, y) == pytest.approx(
-        (float(row["pred_x"]) + 427, float(row["pred_y"]) + 454), abs=0.05
+        (float(row["pred_x"]) + 410, float(row["pred_y"]) + 454), abs=0.05
     )
     # Dropping the PV terms would move the asteroid by more than the tolerance.
     header = full.header.copy()
@@ -673,3 +677,44 @@ def test_ztf_cutouts_have_no_wcs_and_no_time() -> None:
 def test_time_helper_matches_astropy() -> None:
     """The constant the synthetic frames rely on."""
     assert Time("2020-01-02T03:04:05", scale="utc").mjd == pytest.approx(START_MJD, abs=1e-10)
+
+
+# --------------------------------------------------------------------------- raw layouts
+
+
+def test_overscan_and_prescan_are_trimmed_with_the_wcs_and_calibration(tmp_path: Path) -> None:
+    raw = noise(3)
+    raw[:, :4] = 200.0  # prescan
+    raw[:, -6:] = 180.0  # overscan
+    h = wcs_header()
+    h["TRIMSEC"], h["BIASSEC"] = (
+        f"[5:{SHAPE[1] - 6},2:{SHAPE[0]}]",
+        f"[{SHAPE[1] - 5}:{SHAPE[1]},1:{SHAPE[0]}]",
+    )
+    bias = np.full(SHAPE, 100.0, dtype=np.float32)
+    bias[0, 4] = 7.0
+    frame = load_frame(write(tmp_path / "raw.fits", raw, header=h), bias=bias)
+    assert frame.shape == (SHAPE[0] - 1, SHAPE[1] - 10)
+    np.testing.assert_array_equal(frame.data, raw[1:, 4:-6] - bias[1:, 4:-6])
+    assert frame.origin == (1, 4)
+    full = WCS(wcs_header())
+    np.testing.assert_allclose(
+        frame.wcs.pixel_to_world_values(10.0, 20.0), full.pixel_to_world_values(14.0, 21.0)
+    )
+
+
+def test_datasec_when_no_trimsec_and_a_bad_section_is_named(tmp_path: Path) -> None:
+    h = fits.Header()
+    h["DATASEC"] = "[1:60,1:48]"
+    assert load_frame(write(tmp_path / "d.fits", header=h)).shape == (48, 60)
+    h["DATASEC"] = "[1:99,1:48]"
+    with pytest.raises(InputError, match=r"b\.fits: DATASEC = '\[1:99,1:48\]' is not a section"):
+        load_frame(write(tmp_path / "b.fits", header=h))
+
+
+def test_frame_without_wcs_is_read_when_allowed(tmp_path: Path) -> None:
+    path = write(tmp_path / "n.fits", wcs=False, header=fits.Header({"LTV1": -10, "LTV2": -3}))
+    with pytest.raises(InputError, match="no celestial WCS"):
+        load_frame(path)
+    frame = load_frame(path, allow_no_wcs=True)
+    assert frame.wcs is None and frame.origin == (3, 10)

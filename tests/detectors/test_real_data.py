@@ -91,3 +91,56 @@ def test_faint_search_adds_no_false_tracks_on_real_frames(calibrated):
     assert result.run["trajectories_tested"] > 0
     assert len(result.tracks) == 1
     assert result.tracks[0].rate_arcsec_per_hour == pytest.approx(9.3, abs=0.3)
+
+
+def _sky_offsets_arcsec(track, other) -> np.ndarray:
+    common, ia, ib = np.intersect1d(track.frames, other.frames, return_indices=True)
+    assert common.size >= 10
+    cos = np.cos(np.radians(track.dec[ia]))
+    return np.hypot((track.ra[ia] - other.ra[ib]) * cos, track.dec[ia] - other.dec[ib]) * 3600
+
+
+def test_only_the_first_frame_has_a_wcs(lowell_result):
+    """Every frame but the first registered on the stars alone; its WCS places them all."""
+    result, _ = lowell_result
+    folder = shared_path(*LOWELL)
+    frames = io.load_frames(
+        io.expand_paths([folder / "frames"]),
+        bias=folder / "calib" / "master_bias.fits",
+        flat=folder / "calib" / "master_flat.fits",
+    ).frames
+    for frame in frames[1:]:
+        frame.wcs = None
+    bare = find_moving_objects(frames, config=SearchConfig(faint=False))
+    assert len(bare.tracks) == 1
+    methods = [r["method"] for r in bare.run["registration"]]
+    assert methods.count("reference") == 1 and methods.count("stars") == 16
+    assert bare.run["astrometry"] == "wcs"
+    assert bare.tracks[0].rate_arcsec_per_hour == pytest.approx(9.3, abs=0.3)
+    assert np.max(_sky_offsets_arcsec(bare.tracks[0], result.tracks[0])) < 1.0
+
+
+def test_shifted_wcs_and_warm_pixels_still_give_roachapproach_alone(lowell_result):
+    """Each WCS 3-6 px off (a rough attitude), 2 warm pixels per 1000 at 5-30 sigma."""
+    result, _ = lowell_result
+    folder = shared_path(*LOWELL)
+    frames = io.load_frames(
+        io.expand_paths([folder / "frames"]),
+        bias=folder / "calib" / "master_bias.fits",
+        flat=folder / "calib" / "master_flat.fits",
+    ).frames
+    rng = np.random.default_rng(11)
+    shape = frames[0].shape
+    warm = rng.choice(shape[0] * shape[1], size=int(2e-3 * shape[0] * shape[1]), replace=False)
+    level = np.exp(rng.uniform(np.log(5), np.log(30), warm.size))
+    for frame in frames:
+        noise = 1.4826 * np.nanmedian(np.abs(frame.data - np.nanmedian(frame.data)))
+        frame.data.ravel()[warm] += level * noise
+        angle, size = rng.uniform(0, 2 * np.pi), rng.uniform(3, 6)
+        frame.wcs.wcs.crpix += [size * np.cos(angle), size * np.sin(angle)]
+    rough = find_moving_objects(frames, config=SearchConfig(faint=False))
+    assert len(rough.tracks) == 1, [t.rate_arcsec_per_hour for t in rough.tracks]
+    assert rough.tracks[0].rate_arcsec_per_hour == pytest.approx(9.3, abs=0.3)
+    assert max(r["rms_px"] or 0 for r in rough.run["registration"]) < 0.2
+    # the median of 17 rough WCS: off by about a pixel (1.1"), not by 3-6
+    assert np.median(_sky_offsets_arcsec(rough.tracks[0], result.tracks[0])) < 2.5

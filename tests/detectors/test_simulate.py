@@ -226,3 +226,55 @@ def test_rejects_impossible_settings():
         simulate_field(seed=0, shape=(256, 256), rate_range=(2000.0, 5000.0))
     with pytest.raises(ValueError, match="overlap"):
         simulate_field(seed=0, cadence_min=1.0, exptime_s=120.0)
+
+
+def test_real_traits_drift_jump_warm_pixels_rough_wcs_and_heights():
+    from detectors.simulate import RealTraits
+
+    traits = RealTraits(
+        warm_pixel_fraction=1e-3,
+        drift_px_per_hour=30.0,
+        blocks=3,
+        block_gap_min=30.0,
+        jump_px=50.0,
+        wcs_error_px=3.0,
+        exposure_keyword="EXPOSURE",
+        height_loss_rows=5,
+    )
+    plain = simulate_field(seed=7, n_frames=9, n_objects=2, **SMALL, **QUIET)
+    field = simulate_field(seed=7, n_frames=9, n_objects=2, traits=traits, **SMALL, **QUIET)
+    headers = [h for _, _, h in field.frames]
+    assert all("EXPOSURE" in h and "EXPTIME" not in h for h in headers)
+    heights = {d.shape[0] for _, d, _ in field.frames}
+    assert len(heights) > 1 and min(heights) >= 512 - 5
+    mjd = np.array([f["mjd_mid"] for f in field.truth["frames"]])
+    gaps = np.diff(mjd) * 1440
+    assert np.sum(gaps > 30) == 2  # three blocks
+    # The truth follows the true pointing: an object's pixel track jumps with the blocks.
+    x = np.array([o["x"] for o in field.truth["objects"][0]["observations"]])
+    steps = np.abs(np.diff(x))
+    assert steps[gaps > 30].min() > 5 * np.median(steps[gaps < 30]) or np.ptp(x) > 20
+    # The header WCS are about 3 px off the true ones that placed the objects, and
+    # their errors average to zero over the sequence.
+    errors = np.array(
+        [
+            np.subtract(
+                WCS(header).world_to_pixel_values(obs["ra"], obs["dec"]), (obs["x"], obs["y"])
+            )
+            for (_, _, header), obs in zip(
+                field.frames, field.truth["objects"][0]["observations"], strict=True
+            )
+        ]
+    )
+    assert np.sqrt(np.mean(np.sum(errors**2, axis=1))) == pytest.approx(3.0, rel=0.35)
+    np.testing.assert_allclose(errors.mean(axis=0), 0.0, atol=0.05)
+    # Warm pixels: fixed on the detector, a few sky sigmas above the plain field.
+    excess = np.median(
+        [
+            d[:500] - p[:500]
+            for (_, d, _), (_, p, _) in zip(field.frames, plain.frames, strict=True)
+        ],
+        axis=0,
+    )
+    warm = excess > 3 * np.sqrt(1500.0 + 25.0) / 1.5 * 0.9
+    assert 0.5e-3 < warm.mean() < 2e-3
