@@ -1,9 +1,10 @@
-"""Pictures for vetting moving objects: blink strips and a field overview.
+"""Pictures for vetting moving objects: blink strips, review stamps and a field overview.
 
 An astronomer accepts or rejects a reported mover by looking at it, as in the
 blink windows of Tycho Tracker or Astrometrica: difference-image stamps
 centred on the object in every frame show whether one point source really
-moves along the fitted line, and an overview of the static sky shows where
+moves along the fitted line, the frames themselves at a fixed sky position
+show it move against the stars, and an overview of the static sky shows where
 the tracks lie on the field. Arrays in, ``(H, W, 3)`` uint8 RGB out; write
 them with :func:`detectors.io.write_png`.
 
@@ -15,7 +16,9 @@ times in UTC MJD.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -23,7 +26,14 @@ from PIL import Image, ImageDraw, ImageFont
 from .backend import Array, to_numpy
 from .types import Differences, Track
 
-__all__ = ["LABEL_HEIGHT", "field_overlay", "track_pictures", "track_strip"]
+__all__ = [
+    "LABEL_HEIGHT",
+    "field_overlay",
+    "review_pictures",
+    "review_sprite",
+    "track_pictures",
+    "track_strip",
+]
 
 #: Height in pixels of the text band above the panels of a labelled strip.
 LABEL_HEIGHT = 36
@@ -106,12 +116,15 @@ def _to_rgb(grey: np.ndarray) -> np.ndarray:
 def _stamp(image: Array, x: float, y: float, size: int) -> np.ndarray:
     """``size`` x ``size`` float32 stamp centred on the pixel holding (x, y),
     NaN where it runs off the image; only the stamp leaves the device."""
-    out = np.full((size, size), np.nan, dtype=np.float32)
     if not (np.isfinite(x) and np.isfinite(y)):
-        return out
+        return np.full((size, size), np.nan, dtype=np.float32)
+    return _box(image, round(x) - size // 2, round(y) - size // 2, size)
+
+
+def _box(image: Array, x0: int, y0: int, size: int) -> np.ndarray:
+    """``size`` x ``size`` float32 stamp whose first pixel is (x0, y0), NaN off the image."""
+    out = np.full((size, size), np.nan, dtype=np.float32)
     h, w = image.shape
-    half = size // 2
-    x0, y0 = round(x) - half, round(y) - half
     xa, xb = max(x0, 0), min(x0 + size, w)
     ya, yb = max(y0, 0), min(y0 + size, h)
     if xa < xb and ya < yb:
@@ -215,6 +228,12 @@ def track_strip(
         raise ValueError(f"size must be an odd number >= 3 so the object is centred, got {size}")
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
+    mjd = _checked(track, diffs, mjd)
+    return _track_strip(track, diffs, mjd, size=size, scale=scale, label=label)
+
+
+def _checked(track: Track, diffs: Differences, mjd: np.ndarray) -> np.ndarray:
+    """``mjd`` as floats, once it matches the difference images and the track's frames."""
     mjd = np.asarray(mjd, dtype=float)
     if diffs.diff.ndim != 3:
         raise ValueError(
@@ -233,7 +252,7 @@ def track_strip(
             f"track {track.id!r} has frames {frames.tolist()} outside the {n} difference "
             "images; use the Differences of the search that found it"
         )
-    return _track_strip(track, diffs, mjd, size=size, scale=scale, label=label)
+    return mjd
 
 
 def _track_strip(
@@ -367,3 +386,160 @@ def track_pictures(
     for track in tracks:
         pictures[f"{track.id}.png"] = track_strip(track, diffs, t)
     return pictures
+
+
+#: Grey levels of a review sprite: 255, so that with the no-data colour it fits
+#: a 256-colour palette (`detectors.io.write_png` then writes a third of the bytes).
+_SPRITE_LEVELS = 254.0 / 255.0
+
+
+def review_sprite(
+    track: Track,
+    diffs: Differences,
+    mjd: np.ndarray,
+    *,
+    stamp: int = 63,
+    margin: int = 20,
+    max_box: int = 255,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Every stamp a reviewer needs of one track, in one picture, and where each one is.
+
+    A review page shows three things side by side and blinks the first two
+    in step, frame by frame: the difference stamp centred on the object (is
+    it one point source, every frame?), the frame itself at a fixed sky
+    position (does it move against the stars, along its track?), and the
+    template there (is a star, a bad column or a galaxy under it?). Stamps
+    are at the image's own pixels, to be enlarged by the viewer with
+    nearest-neighbour scaling: the picture stays small and crisp.
+
+    Parameters
+    ----------
+    track : Track
+        The object; positions in frames where it was not measured are
+        interpolated or extrapolated as in `track_strip`.
+    diffs : Differences
+        The search's difference images and template, NumPy or CuPy; a frame
+        is rebuilt as difference + template (on the reference grid every
+        frame is aligned, so a fixed pixel box is a fixed sky position).
+    mjd : ndarray, shape (N,)
+        UTC MJD of each frame, in the order of ``diffs.diff``.
+    stamp : int, keyword-only
+        Side of the difference stamps in pixels (odd: the object's pixel is
+        the centre); also the smallest sky box.
+    margin : int, keyword-only
+        Pixels of sky around the object's whole path in the sky box.
+    max_box : int, keyword-only
+        Largest sky box; a faster object leaves it at the ends of its path.
+
+    Returns
+    -------
+    sprite : ndarray, shape (stamp + S, max(N stamp, (N + 1) S), 3), uint8
+        Top row: the N difference stamps, left to right, one shared
+        stretch. Bottom row (S = the sky box's side): the template, then
+        the N frames, one shared stretch, so the static sky looks the same
+        in each. NaN (no data, off the image) is dark blue.
+    layout : dict
+        JSON-safe: ``diff`` (``size``, ``top``), ``sky`` (``size``, ``top``,
+        and ``x0``, ``y0``: the box's first pixel on the reference grid),
+        ``xy`` (the object's position in the sky box per frame, box pixels),
+        ``measured`` (per frame), ``path`` (first and last measured
+        positions on the reference grid), ``width``, ``height``.
+
+    Raises
+    ------
+    ValueError
+        As `track_strip`, or if ``stamp`` is not odd, or ``margin`` or
+        ``max_box`` is unusable.
+    """
+    if stamp < 3 or stamp % 2 == 0:
+        raise ValueError(f"stamp must be an odd number >= 3 so the object is centred, got {stamp}")
+    if margin < 0 or max_box < stamp:
+        raise ValueError(
+            f"margin must be >= 0 and max_box >= stamp, got margin={margin}, max_box={max_box}"
+        )
+    mjd = _checked(track, diffs, mjd)
+    return _review_sprite(track, diffs, mjd, stamp=stamp, margin=margin, max_box=max_box)
+
+
+def _review_sprite(
+    track: Track, diffs: Differences, mjd: np.ndarray, *, stamp: int, margin: int, max_box: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    n = mjd.size
+    measured = np.zeros(n, dtype=bool)
+    measured[track.frames] = True
+    xs, ys = _positions(track, mjd)
+    xs[track.frames], ys[track.frames] = track.x, track.y
+
+    diff = np.stack([_stamp(diffs.diff[i], xs[i], ys[i], stamp) for i in range(n)])
+    diff = _stretch(diff, *_levels(diff, lo_sigma=2.0, hi_percentile=99.7))
+
+    extent = max(float(np.ptp(xs)), float(np.ptp(ys)))
+    size = int(min(max(math.ceil(extent) + 1 + 2 * margin, stamp), max_box))
+    x0 = round(0.5 * (xs.min() + xs.max()) - (size - 1) / 2)
+    y0 = round(0.5 * (ys.min() + ys.max()) - (size - 1) / 2)
+    template = _box(diffs.template, x0, y0, size)
+    sky = np.stack([template] + [_box(diffs.diff[i], x0, y0, size) + template for i in range(n)])
+    sky = _stretch(sky, *_levels(sky, lo_sigma=1.5, hi_percentile=99.5))
+
+    width = max(n * stamp, (n + 1) * size)
+    sprite = np.empty((stamp + size, width, 3), dtype=np.uint8)
+    sprite[:] = _BAND_RGB
+    for i in range(n):
+        sprite[:stamp, i * stamp : (i + 1) * stamp] = _to_rgb(diff[i] * _SPRITE_LEVELS)
+    for k in range(n + 1):
+        sprite[stamp:, k * size : (k + 1) * size] = _to_rgb(sky[k] * _SPRITE_LEVELS)
+
+    order = np.argsort(track.mjd)
+    first, last = order[0], order[-1]
+    layout = {
+        "width": width,
+        "height": stamp + size,
+        "diff": {"size": stamp, "top": 0},
+        "sky": {"size": size, "top": stamp, "x0": x0, "y0": y0},
+        "xy": [
+            [round(float(x - x0), 2), round(float(y - y0), 2)] for x, y in zip(xs, ys, strict=True)
+        ],
+        "measured": measured.tolist(),
+        "path": [
+            [round(float(track.x[first]), 2), round(float(track.y[first]), 2)],
+            [round(float(track.x[last]), 2), round(float(track.y[last]), 2)],
+        ],
+    }
+    return sprite, layout
+
+
+def review_pictures(
+    tracks: Sequence[Track], diffs: Differences, mjd: Sequence[float]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The review page's pictures by file name (``<track id>-stamps.png``) and their layout.
+
+    Parameters
+    ----------
+    tracks : sequence of Track
+        The reported tracks (their ``id`` names the files).
+    diffs : Differences
+        The search's difference images.
+    mjd : sequence of float
+        UTC MJD of each frame.
+
+    Returns
+    -------
+    pictures : dict of str to ndarray, shape (h, w, 3), uint8
+        One `review_sprite` per track.
+    layout : dict
+        JSON-safe: ``shape`` (the reference grid's height and width),
+        ``mjd`` (per frame), and ``tracks``: per track id, its file name
+        (``file``) and its sprite's layout.
+    """
+    t = np.asarray(mjd, dtype=float)
+    pictures: dict[str, np.ndarray] = {}
+    layout: dict[str, Any] = {
+        "shape": list(diffs.template.shape),
+        "mjd": t.tolist(),
+        "tracks": {},
+    }
+    for track in tracks:
+        name = f"{track.id}-stamps.png"
+        pictures[name], layout["tracks"][track.id] = review_sprite(track, diffs, t)
+        layout["tracks"][track.id]["file"] = name
+    return pictures, layout

@@ -1,16 +1,24 @@
-"""Blink strips and the field overview, on a seeded 256x256, 6-frame sequence
-with one bright mover (one track)."""
+"""Blink strips, review stamps and the field overview, on a seeded 256x256,
+6-frame sequence with one bright mover (one track)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 from scipy.ndimage import uniform_filter
 
 from detectors.config import SearchConfig
-from detectors.cutouts import LABEL_HEIGHT, field_overlay, track_strip
+from detectors.cutouts import (
+    LABEL_HEIGHT,
+    field_overlay,
+    review_pictures,
+    review_sprite,
+    track_strip,
+)
+from detectors.io import write_png
 from detectors.search import find_moving_objects
 from detectors.types import Track
 
@@ -135,3 +143,91 @@ def test_overlay_without_tracks_is_the_sky(search, xp):
     sky = np.isfinite(search.differences.template)
     assert np.all(overlay[sky][:, 0] == overlay[sky][:, 2])  # grey: no track drawn
     assert np.all(overlay[~sky][:, 2] > overlay[~sky][:, 0])  # no data is dark blue
+
+
+# --------------------------------------------------------------------------- review stamps
+
+
+def _peak(grey: np.ndarray) -> tuple[int, int]:
+    smooth = uniform_filter(grey, size=3)
+    y, x = np.unravel_index(np.argmax(smooth), smooth.shape)
+    return int(y), int(x)
+
+
+def test_review_sprite_holds_every_stamp_where_its_layout_says(search):
+    track, n = search.tracks[0], len(search.frames)
+    sprite, layout = review_sprite(track, search.differences, _mjd(search))
+    d, s = layout["diff"]["size"], layout["sky"]["size"]
+    assert d == 63 and 63 <= s <= 255
+    assert sprite.dtype == np.uint8
+    assert sprite.shape == (d + s, max(n * d, (n + 1) * s), 3)
+    assert (layout["height"], layout["width"]) == sprite.shape[:2]
+    assert layout["sky"]["top"] == d and layout["measured"] == [True] * n
+    json.dumps(layout)  # JSON-safe, as the page reads it
+    for i in range(n):  # the mover is the centre of each difference stamp
+        cell = sprite[:d, i * d : (i + 1) * d].astype(float).mean(axis=2)
+        assert np.abs(np.subtract(_peak(cell), d // 2)).max() <= 1, i
+    template = sprite[d:, :s].astype(float).mean(axis=2)
+    for i, (x, y) in enumerate(layout["xy"]):  # on the fixed sky box, it moves along xy
+        frame = sprite[d:, (i + 1) * s : (i + 2) * s].astype(float).mean(axis=2)
+        xx, yy = round(x), round(y)
+        assert 2 <= xx < s - 2 and 2 <= yy < s - 2, (i, x, y)
+        here = (slice(yy - 2, yy + 3), slice(xx - 2, xx + 3))
+        assert frame[here].mean() > template[here].mean() + 40, i  # not in the static sky
+    xs = [p[0] for p in layout["xy"]]
+    assert xs == sorted(xs) and xs[-1] - xs[0] > 20  # the mover goes +x (30 px/h)
+    x0, y0 = layout["sky"]["x0"], layout["sky"]["y0"]
+    first = layout["path"][0]
+    assert abs(first[0] - (x0 + layout["xy"][0][0])) < 0.01
+    assert abs(first[1] - (y0 + layout["xy"][0][1])) < 0.01
+
+
+def test_review_sprite_box_grows_with_the_path_up_to_its_limit(search):
+    track, diffs, mjd = search.tracks[0], search.differences, _mjd(search)
+    _, small = review_sprite(track, diffs, mjd, margin=0, max_box=63)
+    _, wide = review_sprite(track, diffs, mjd, margin=40)
+    assert small["sky"]["size"] == 63
+    assert wide["sky"]["size"] > review_sprite(track, diffs, mjd, margin=10)[1]["sky"]["size"]
+
+
+def test_review_sprite_is_a_small_exact_palette_png(search, tmp_path):
+    """Grey levels and the no-data colour fit a palette: half the bytes of RGB, exactly."""
+    from PIL import Image
+
+    sprite, _ = review_sprite(search.tracks[0], search.differences, _mjd(search))
+    path = write_png(tmp_path / "s.png", sprite)
+    with Image.open(path) as image:
+        assert image.mode == "P"
+        np.testing.assert_array_equal(np.asarray(image.convert("RGB")), sprite)
+
+
+def test_review_pictures_name_a_sprite_per_track(search):
+    pictures, layout = review_pictures(search.tracks, search.differences, _mjd(search))
+    ids = [t.id for t in search.tracks]
+    assert sorted(pictures) == sorted(f"{i}-stamps.png" for i in ids)
+    assert layout["shape"] == list(search.differences.template.shape)
+    assert len(layout["mjd"]) == len(search.frames)
+    assert {i: v["file"] for i, v in layout["tracks"].items()} == {
+        i: f"{i}-stamps.png" for i in ids
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"stamp": 64}, "odd"), ({"max_box": 11}, "max_box"), ({"mjd": np.zeros(2)}, "mjd")],
+)
+def test_review_sprite_refuses_unusable_options(search, kwargs, match):
+    mjd = kwargs.pop("mjd", _mjd(search))
+    with pytest.raises(ValueError, match=match):
+        review_sprite(search.tracks[0], search.differences, mjd, **kwargs)
+
+
+def test_review_sprite_from_device_arrays_matches_numpy(search, xp):
+    diffs = search.differences
+    on_device = dataclasses.replace(
+        diffs, diff=xp.asarray(diffs.diff), template=xp.asarray(diffs.template)
+    )
+    expected, layout = review_sprite(search.tracks[0], diffs, _mjd(search))
+    sprite, same = review_sprite(search.tracks[0], on_device, _mjd(search))
+    np.testing.assert_array_equal(sprite, expected)
+    assert same == layout
