@@ -13,21 +13,27 @@ Version history:
 - 1.0.0: the first contract (``../shared/contracts/tracks.schema.json``).
 - 1.1.0: ``schema_version``; ``origin`` per track; the ``run`` block's
   fields documented.
+- 1.2.0: ``review`` per track (services: the reviewer's decision and its
+  time, from the review page or ``PATCH /jobs/{id}/tracks/{track_id}``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "REVIEW_STATES",
     "SCHEMA_PATH",
     "SCHEMA_VERSION",
     "FieldInfo",
     "ObservationOut",
+    "ReviewOut",
+    "ReviewState",
     "RunInfo",
     "TrackOut",
     "TracksDocument",
@@ -35,9 +41,12 @@ __all__ = [
     "load_schema",
 ]
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 #: The generated JSON Schema, shipped inside the package.
 SCHEMA_PATH = Path(__file__).with_name("contracts") / "tracks.schema.json"
+#: A reviewer's decision on a track; "pending" until someone looks (or after an undo).
+ReviewState = Literal["pending", "confirmed", "rejected"]
+REVIEW_STATES: tuple[ReviewState, ...] = ("pending", "confirmed", "rejected")
 
 
 class ObservationOut(BaseModel):
@@ -53,6 +62,17 @@ class ObservationOut(BaseModel):
     mag: float | None = Field(None, description="magnitude, when the headers give a zero point")
     snr: float | None = Field(None, description="per-frame SNR of the measurement")
     frame: str | None = Field(None, description="source file name")
+
+
+class ReviewOut(BaseModel):
+    """What a reviewer decided about a track, and when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: ReviewState = Field(
+        description="pending (not looked at, or undone), confirmed, rejected"
+    )
+    at: dt.datetime | None = Field(None, description="when it was last set (UTC); absent if never")
 
 
 class TrackOut(BaseModel):
@@ -71,6 +91,9 @@ class TrackOut(BaseModel):
         None, description="which search found it: fast (per-frame), slow or faint"
     )
     known_object: str | None = Field(None, description="designation of a matched known object")
+    review: ReviewOut | None = Field(
+        None, description="services: the reviewer's decision (absent from `astrohunter detect`)"
+    )
 
 
 class FieldInfo(BaseModel):
