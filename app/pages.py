@@ -173,11 +173,13 @@ def frame_labels(mjd: Sequence[float]) -> list[str]:
 
 @dataclass(frozen=True)
 class StampView:
-    """Where a track's stamps are in its sprite, at the page's scale (CSS pixels).
+    """Where a track's stamps are on their sheet, at the page's scale (CSS pixels).
 
-    The difference row is shown at ``diff_scale``, the sky row (template,
-    then the frames) at ``sky_scale``, both filling a `PANEL_PX` panel; the
-    page shows frame ``f`` by moving the sprite ``f`` cells left.
+    The sheet (``width`` x ``height`` pixels) is shown at ``diff_scale`` for
+    the difference row, at ``sky_scale`` for the sky row (template, then the
+    frames), each filling a `PANEL_PX` panel; the rows start ``diff_top``
+    and ``sky_top`` down, and the page shows frame ``f`` by moving the sheet
+    ``f`` cells left.
     """
 
     src: str
@@ -187,6 +189,7 @@ class StampView:
     height: int
     diff_cell: float
     sky_cell: float
+    diff_top: float
     sky_top: float
 
 
@@ -233,18 +236,19 @@ def _median_mag(track: Mapping[str, Any]) -> float | None:
     return statistics.median(mags) if mags else None
 
 
-def _stamps(src: str, layout: Mapping[str, Any]) -> StampView:
-    diff, sky = layout["diff"], layout["sky"]
+def _stamps(src: str, spot: Mapping[str, Any], sheet: Sequence[int]) -> StampView:
+    diff, sky = spot["diff"], spot["sky"]
     kd, ks = PANEL_PX / diff["size"], PANEL_PX / sky["size"]
     return StampView(
         src=src,
         diff_scale=kd,
         sky_scale=ks,
-        width=layout["width"],
-        height=layout["height"],
+        width=sheet[0],
+        height=sheet[1],
         diff_cell=diff["size"] * kd,
         sky_cell=sky["size"] * ks,
-        sky_top=sky["top"] * ks,
+        diff_top=(spot["top"] + diff["top"]) * kd,
+        sky_top=(spot["top"] + sky["top"]) * ks,
     )
 
 
@@ -292,7 +296,8 @@ def track_entries(
     tracks : sequence of mapping
         ``GET /jobs/{id}/tracks``'s tracks (with ``review``).
     layout : mapping or None
-        The stamps' layout (``review.json``, `detectors.cutouts.review_pictures`);
+        The stamps' sheets and layout (``review.json``,
+        `detectors.cutouts.review_pictures`);
         None for a job finished before review stamps were made: its entries
         show the blink strip instead.
     frames : sequence of str
@@ -307,6 +312,7 @@ def track_entries(
     list of TrackEntry
     """
     placed = (layout or {}).get("tracks", {})
+    sheets = (layout or {}).get("sheets", {})
     out = []
     for t in tracks:
         spot = placed.get(t["id"])
@@ -327,7 +333,9 @@ def track_entries(
                 origin=t.get("origin") or "",
                 review=review["state"],
                 reviewed_at=at.isoformat() if isinstance(at, dt.datetime) else str(at or ""),
-                stamps=_stamps(image_url + spot["file"], spot) if spot else None,
+                stamps=_stamps(image_url + spot["file"], spot, sheets[spot["file"]])
+                if spot
+                else None,
                 strip=image_url + strip if strip in images and not spot else None,
                 marks=_marks(spot) if spot else [],
                 captions=_captions(t, frames, spot["measured"] if spot else None),

@@ -27,7 +27,9 @@ from .backend import Array, to_numpy
 from .types import Differences, Track
 
 __all__ = [
+    "FIELD_SIZE",
     "LABEL_HEIGHT",
+    "SHEET_HEIGHT",
     "field_overlay",
     "review_pictures",
     "review_sprite",
@@ -314,6 +316,24 @@ def _track_strip(
     return np.asarray(image)
 
 
+def _sky(template: Array, max_size: int) -> tuple[np.ndarray, float]:
+    """The stretched static sky (grey in [0, 1], NaN = no data) at most ``max_size`` pixels
+    wide, and its scale. Averaged down before the stretch: a quarter of the work on a
+    2048-pixel field; a block more than half without data has none."""
+    sky = np.asarray(to_numpy(template), dtype=np.float32)
+    h, w = sky.shape
+    levels = _levels(sky, lo_sigma=1.0, hi_percentile=99.5)
+    f = min(1.0, max_size / max(h, w))
+    if f < 1.0:
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        nan = ~np.isfinite(sky)
+        filled = np.where(nan, levels[0], sky).astype(np.float32)
+        small = np.asarray(Image.fromarray(filled, "F").resize(size, Image.Resampling.BOX))
+        gone = Image.fromarray(nan.astype(np.float32), "F").resize(size, Image.Resampling.BOX)
+        sky = np.where(np.asarray(gone) > 0.5, np.nan, small)
+    return _stretch(sky, *levels), f
+
+
 def field_overlay(template: Array, tracks: Sequence[Track], *, max_size: int = 1200) -> np.ndarray:
     """The static sky with every track drawn on it: where the movers are.
 
@@ -339,16 +359,12 @@ def field_overlay(template: Array, tracks: Sequence[Track], *, max_size: int = 1
     ValueError
         If ``template`` is not 2-D or ``max_size`` is below 16.
     """
-    sky = np.asarray(to_numpy(template), dtype=np.float32)
-    if sky.ndim != 2:
-        raise ValueError(f"template must be a 2-D image, got shape {sky.shape}")
+    if np.ndim(template) != 2:
+        raise ValueError(f"template must be a 2-D image, got shape {template.shape}")
     if max_size < 16:
         raise ValueError(f"max_size must be at least 16 pixels, got {max_size}")
-    h, w = sky.shape
-    image = Image.fromarray(_to_rgb(_stretch(sky, *_levels(sky, lo_sigma=1.0, hi_percentile=99.5))))
-    f = min(1.0, max_size / max(h, w))
-    if f < 1.0:
-        image = image.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BOX)
+    grey, f = _sky(template, max_size)
+    image = Image.fromarray(_to_rgb(grey))
     draw = ImageDraw.Draw(image)
     for k, track in enumerate(tracks):
         colour = _TRACK_RGB[k % len(_TRACK_RGB)]
@@ -388,6 +404,10 @@ def track_pictures(
     return pictures
 
 
+#: Longest side of the review page's field picture: twice the width it is shown at.
+FIELD_SIZE = 640
+#: Height of a sheet of review sprites (`review_pictures`), pixels.
+SHEET_HEIGHT = 4096
 #: Grey levels of a review sprite: 255, so that with the no-data colour it fits
 #: a 256-colour palette (`detectors.io.write_png` then writes a third of the bytes).
 _SPRITE_LEVELS = 254.0 / 255.0
@@ -508,10 +528,17 @@ def _review_sprite(
     return sprite, layout
 
 
+def _field(template: Array, max_size: int) -> np.ndarray:
+    """The static sky at most ``max_size`` pixels wide, grey (255 levels) and no-data blue:
+    a palette holds it (`_SPRITE_LEVELS`). A page shows it small, and draws the tracks."""
+    grey, _ = _sky(template, max_size)
+    return _to_rgb(grey * _SPRITE_LEVELS)
+
+
 def review_pictures(
     tracks: Sequence[Track], diffs: Differences, mjd: Sequence[float]
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The review page's pictures by file name (``<track id>-stamps.png``) and their layout.
+    """The review page's pictures by file name, and where each track's stamps are in them.
 
     Parameters
     ----------
@@ -525,21 +552,45 @@ def review_pictures(
     Returns
     -------
     pictures : dict of str to ndarray, shape (h, w, 3), uint8
-        One `review_sprite` per track.
+        ``field.png``: the static sky, at most `FIELD_SIZE` pixels wide, with
+        no track drawn (the page draws them, labelled, and can highlight
+        one); ``stamps-<k>.png``: sheets of `review_sprite` pictures stacked
+        top to bottom, at most `SHEET_HEIGHT` pixels tall unless one sprite
+        is taller. A page loads a few sheets, not a picture per track: each
+        request costs the server more than its bytes.
     layout : dict
-        JSON-safe: ``shape`` (the reference grid's height and width),
-        ``mjd`` (per frame), and ``tracks``: per track id, its file name
-        (``file``) and its sprite's layout.
+        JSON-safe: ``shape`` (the reference grid's height and width; the
+        field picture covers it all), ``mjd`` (per frame), ``sheets`` (each
+        sheet's width and height) and ``tracks``: per track id, its sheet
+        (``file``), its sprite's first row in it (``top``) and the sprite's
+        layout.
     """
     t = np.asarray(mjd, dtype=float)
-    pictures: dict[str, np.ndarray] = {}
+    pictures: dict[str, np.ndarray] = {"field.png": _field(diffs.template, FIELD_SIZE)}
     layout: dict[str, Any] = {
         "shape": list(diffs.template.shape),
         "mjd": t.tolist(),
+        "sheets": {},
         "tracks": {},
     }
+    sheets: list[list[tuple[str, np.ndarray, dict[str, Any]]]] = []
     for track in tracks:
-        name = f"{track.id}-stamps.png"
-        pictures[name], layout["tracks"][track.id] = review_sprite(track, diffs, t)
-        layout["tracks"][track.id]["file"] = name
+        sprite, placed = review_sprite(track, diffs, t)
+        if not sheets or sum(s.shape[0] for _, s, _ in sheets[-1]) + sprite.shape[0] > SHEET_HEIGHT:
+            sheets.append([])
+        sheets[-1].append((track.id, sprite, placed))
+    for k, group in enumerate(sheets):
+        name = f"stamps-{k}.png"
+        sheet = np.empty(
+            (sum(s.shape[0] for _, s, _ in group), max(s.shape[1] for _, s, _ in group), 3),
+            dtype=np.uint8,
+        )
+        sheet[:] = _BAND_RGB
+        top = 0
+        for track_id, sprite, placed in group:
+            sheet[top : top + sprite.shape[0], : sprite.shape[1]] = sprite
+            layout["tracks"][track_id] = {**placed, "file": name, "top": top}
+            top += sprite.shape[0]
+        pictures[name] = sheet
+        layout["sheets"][name] = [sheet.shape[1], sheet.shape[0]]
     return pictures, layout

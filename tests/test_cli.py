@@ -584,8 +584,8 @@ def test_the_readme_demo_shows_only_real_movers_and_says_so(tmp_path):
     assert len(tracks["tracks"]) == int(found.group(1))
     assert (tmp_path / "out" / "demo.mpc").read_text().startswith("COM SIMULATED")
     pictures = sorted(p.name for p in (tmp_path / "out" / "pictures").iterdir())
-    per_track = [f"{t['id']}{end}" for t in tracks["tracks"] for end in (".png", "-stamps.png")]
-    assert pictures == sorted(["overview.png", *per_track])
+    strips = [f"{t['id']}.png" for t in tracks["tracks"]]
+    assert pictures == sorted(["overview.png", "field.png", "stamps-0.png", *strips])
     job = re.search(r"open http://127\.0\.0\.1:8000/jobs/([0-9a-f]{32})", out)
     assert job and "astrohunter serve" in out, out  # where to review them, once served
 

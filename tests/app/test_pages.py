@@ -64,9 +64,11 @@ def _track(**extra) -> dict:
 
 LAYOUT = {
     "shape": [200, 200],
+    "sheets": {"stamps-0.png": [600, 400]},
     "tracks": {
         "AH00001": {
-            "file": "AH00001-stamps.png",
+            "file": "stamps-0.png",
+            "top": 100,
             "width": 504,
             "height": 189,
             "diff": {"size": 63, "top": 0},
@@ -88,8 +90,11 @@ def test_a_track_entry_says_what_it_is_and_where_its_stamps_are():
     assert entry.designation == "(5945) Roachapproach" and "0.4" in entry.known_note
     assert entry.neo == 54.0 and entry.mag == 18.1 and entry.observations == 3
     assert entry.review == "pending"
-    assert entry.stamps is not None and entry.stamps.src == "/i/AH00001-stamps.png"
-    assert entry.stamps.diff_cell == PANEL_PX and entry.stamps.sky_top == PANEL_PX / 2
+    stamps = entry.stamps
+    assert stamps is not None and stamps.src == "/i/stamps-0.png"
+    assert (stamps.width, stamps.height) == (600, 400)  # the sheet's
+    assert stamps.diff_cell == PANEL_PX and stamps.diff_top == 100 * PANEL_PX / 63
+    assert stamps.sky_top == (100 + 63) * PANEL_PX / 126
     assert entry.marks[0] == [21.0, 41.0] and entry.marks[3] is None  # outside the sky panel
     assert entry.captions[2].startswith("not measured") and "SNR 9.0" in entry.captions[1]
 

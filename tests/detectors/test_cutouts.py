@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import uniform_filter
 
+from detectors import cutouts
 from detectors.config import SearchConfig
 from detectors.cutouts import (
     LABEL_HEIGHT,
@@ -201,15 +202,25 @@ def test_review_sprite_is_a_small_exact_palette_png(search, tmp_path):
         np.testing.assert_array_equal(np.asarray(image.convert("RGB")), sprite)
 
 
-def test_review_pictures_name_a_sprite_per_track(search):
-    pictures, layout = review_pictures(search.tracks, search.differences, _mjd(search))
-    ids = [t.id for t in search.tracks]
-    assert sorted(pictures) == sorted(f"{i}-stamps.png" for i in ids)
-    assert layout["shape"] == list(search.differences.template.shape)
-    assert len(layout["mjd"]) == len(search.frames)
-    assert {i: v["file"] for i, v in layout["tracks"].items()} == {
-        i: f"{i}-stamps.png" for i in ids
-    }
+def test_review_pictures_stack_the_sprites_on_sheets(search, monkeypatch):
+    diffs, mjd = search.differences, _mjd(search)
+    sprite, placed = review_sprite(search.tracks[0], diffs, mjd)
+    many = [dataclasses.replace(search.tracks[0], id=f"AH{i:05d}") for i in range(5)]
+    monkeypatch.setattr(cutouts, "SHEET_HEIGHT", 2 * sprite.shape[0])  # two sprites a sheet
+    pictures, layout = review_pictures(many, diffs, mjd)
+    assert sorted(pictures) == ["field.png", "stamps-0.png", "stamps-1.png", "stamps-2.png"]
+    assert pictures["field.png"].shape == (*diffs.template.shape, 3)  # never upscaled
+    assert layout["shape"] == list(diffs.template.shape) and len(layout["mjd"]) == len(mjd)
+    for name, (width, height) in layout["sheets"].items():
+        assert pictures[name].shape == (height, width, 3)
+    for i, track in enumerate(many):
+        spot = layout["tracks"][track.id]
+        assert (spot["file"], spot["top"]) == (f"stamps-{i // 2}.png", (i % 2) * sprite.shape[0])
+        sheet = pictures[spot["file"]]
+        np.testing.assert_array_equal(
+            sheet[spot["top"] : spot["top"] + sprite.shape[0], : sprite.shape[1]], sprite
+        )
+        assert {k: v for k, v in spot.items() if k not in ("file", "top")} == placed
 
 
 @pytest.mark.parametrize(
@@ -231,3 +242,25 @@ def test_review_sprite_from_device_arrays_matches_numpy(search, xp):
     sprite, same = review_sprite(search.tracks[0], on_device, _mjd(search))
     np.testing.assert_array_equal(sprite, expected)
     assert same == layout
+
+
+def test_the_review_field_is_the_sky_small_grey_and_palette_sized(search, tmp_path):
+    from PIL import Image
+
+    template = np.array(search.differences.template)
+    template[:40, :40] = np.nan  # no data in a corner
+    diffs = dataclasses.replace(search.differences, template=template)
+    pictures, _ = review_pictures([], diffs, _mjd(search))
+    big = dataclasses.replace(diffs, template=np.kron(template, np.ones((4, 4), np.float32)))
+    small = review_pictures([], big, _mjd(search))[0]["field.png"]
+    assert small.shape == (640, 640, 3)  # 1024 px averaged down to FIELD_SIZE
+    for field in (pictures["field.png"], small):
+        n = field.shape[0]
+        corner, rest = (
+            field[:5, :5].astype(int),
+            field[n // 3 : n // 2, n // 3 : n // 2].astype(int),
+        )
+        assert np.all(corner[..., 2] > corner[..., 0] + 50)  # no data: dark blue
+        assert np.all(rest[..., 0] == rest[..., 2]) and rest.std() > 0  # grey sky
+        with Image.open(write_png(tmp_path / "f.png", field)) as image:
+            assert image.mode == "P"

@@ -84,6 +84,7 @@ def job_page(request: Request, job_id: JobIdDep, session: SessionDep, settings: 
             },
             summary=pages.review_summary(tracks),
             shape=(layout or {}).get("shape"),
+            field="field.png" in images,
             overview="overview.png" in images,
             frame_labels=labels,
             panel=pages.PANEL_PX,
