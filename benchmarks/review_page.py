@@ -14,7 +14,7 @@ of pictures that loaded.
 
 Run from the repository root with the venv::
 
-    python benchmarks/review_page.py                  # 5 runs, 40 movers
+    python benchmarks/review_page.py                  # 5 runs, 32 movers
     python benchmarks/review_page.py --runs 10 --objects 45 --keep /tmp/review-bench
 
 This is a measurement, not a test: the bar (issue 14) is <= 2 s to ``load``.
@@ -86,7 +86,9 @@ def _show(label: str, m: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="cold page loads (5)")
-    parser.add_argument("--objects", type=int, default=40, help="movers injected (40)")
+    parser.add_argument(
+        "--objects", type=int, default=32, help="movers injected (32: about 30 tracks)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="simulated field's seed (1)")
     parser.add_argument("--faint", action="store_true", help="run the faint search too")
     parser.add_argument("--keep", type=Path, help="data folder to use and keep (default: temp)")
