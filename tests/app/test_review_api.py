@@ -8,6 +8,7 @@ API's rules. The browser tests (``test_review_page``) run a real search.
 from __future__ import annotations
 
 import datetime as dt
+import html
 
 import pytest
 from fastapi.testclient import TestClient
@@ -191,3 +192,31 @@ def test_the_pages_are_html_and_their_assets_come_from_the_package(http, setting
         assert r.status_code == 200 and r.text, asset
     for bad in ("../routes/review.py", "..%2Fmain.py", "nope.js", "style.css.map"):
         assert http.get(f"/static/{bad}").status_code == 404, bad
+
+
+def test_the_job_page_shows_known_objects_and_neo_scores_when_the_results_have_them(http, settings):
+    """The fields the known-object identification adds (known, digest2, run.known_in_field)."""
+    with session_factory(settings.db_url)() as session:
+        job, _ = crud.create_or_get_job(
+            session=session, ra=20.0, dec=5.0, source="simulated", params={}, simulated=True
+        )
+        known = {
+            **_track("AH00001"),
+            "known_object": "(5945) Roachapproach",
+            "known": {
+                "number": 5945,
+                "offset_arcsec": 0.3,
+                "predicted_v": 17.8,
+                "source": "mpcorb",
+            },
+            "digest2": {"neo": 71.0},
+        }
+        crud.replace_tracks(session=session, job_id=job.id, tracks=[known, _track("AH00002")])
+        crud.update_job(
+            session=session, job_id=job.id, state="done", run={"known_in_field": [{}, {}]}
+        )
+    page = html.unescape(http.get(f"/jobs/{job.id}").text)
+    assert "(5945) Roachapproach" in page and '0.3" from its prediction' in page
+    assert 'class="chip neo high"' in page and "NEO 71" in page
+    assert ">new</span>" in page  # the other track
+    assert "2 known objects predicted in the field" in page

@@ -84,6 +84,7 @@ def job_page(request: Request, job_id: JobIdDep, session: SessionDep, settings: 
             },
             summary=pages.review_summary(tracks),
             shape=(layout or {}).get("shape"),
+            known_in_field=_count(job.run.get("known_in_field")),
             field="field.png" in images,
             overview="overview.png" in images,
             frame_labels=labels,
@@ -93,6 +94,11 @@ def job_page(request: Request, job_id: JobIdDep, session: SessionDep, settings: 
             ),
         )
     return _render(request, settings, "job.html", context)
+
+
+def _count(listed) -> int | None:
+    """How many entries a list of the ``run`` block holds (None when it is not there)."""
+    return len(listed) if isinstance(listed, list) else None
 
 
 @router.get("/static/{name}")
