@@ -102,13 +102,55 @@ def _settings(args: argparse.Namespace, scope: str) -> dict:
     return {name: getattr(args, name) for name, p in PARAMETERS.items() if scope in p.scopes}
 
 
+def _report_info(args: argparse.Namespace, frames: list, settings) -> tuple:
+    """The reference frame and what the reports will name; refuses now what a report lacks."""
+    from detectors.align import reference_index
+    from detectors.observatories import site_from_header
+
+    from .catalog import load_obscodes, obscodes_path
+    from .known import resolve_observatory_code
+    from .results import ReportError, ReportInfo
+
+    reference = frames[reference_index(frames)]
+    codes = obscodes_path(settings)
+    code = resolve_observatory_code(
+        given=args.observatory,
+        settings=settings,
+        header_code=reference.observatory_code,
+        site=site_from_header(reference.header),
+        codes=load_obscodes(codes) if codes else None,
+    )
+    info = ReportInfo.build(
+        settings,
+        reference,
+        observatory_code=code,
+        submitter=args.submitter,
+        observers=args.observer,
+        measurers=args.measurer,
+        telescope=args.telescope,
+        telescope_design=args.telescope_design,
+        telescope_aperture_m=args.telescope_aperture,
+        ast_cat=args.ast_cat,
+    )
+    for wanted, missing in (
+        (args.mpc, info.missing_for_mpc()),
+        (args.ades, info.missing_for_ades()),
+    ):
+        if wanted and missing:
+            raise ReportError(f"{wanted.name}: the report needs " + "; ".join(missing))
+    return reference, info
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     from detectors import io, report
     from detectors.config import SearchConfig
     from detectors.search import find_moving_objects
 
+    from .config import get_settings
+    from .results import ades_text, identify, mpc_text
     from .tables import tracks_table
 
+    settings = get_settings()
     config = SearchConfig(**_settings(args, "detect"))
     show = not args.quiet
     t0 = time.perf_counter()
@@ -126,6 +168,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     for name, reason in loaded.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
     io.check_frames(loaded.frames, skipped=loaded.skipped)
+    reference, info = _report_info(args, loaded.frames, settings)
     if show:
         err_console.print(f"{STAGE_LABELS['load']:<16} {len(loaded.frames)} frames")
     with _progress_bars(show) as progress:
@@ -136,13 +179,31 @@ def cmd_detect(args: argparse.Namespace) -> int:
             timings={"load": time.perf_counter() - t0},
             keep_differences=args.cutouts is not None,
         )
-    contract = report.tracks_to_contract(result.tracks, frames=result.frames, run=result.run)
+    known = identify(
+        result.tracks,
+        result.frames,
+        reference=reference,
+        settings=settings,
+        mode=args.known,
+        orbits=args.orbits,
+        observatory_code=info.observatory_code,
+    )
+    result.run["timings_s"]["identify"] = round(known.seconds, 4)
+    result.run["timings_s"]["total"] = round(result.run["timings_s"]["total"] + known.seconds, 4)
+    contract = report.tracks_to_contract(
+        result.tracks,
+        frames=result.frames,
+        run={**result.run, **known.run},
+        annotations=known.per_track,
+    )
     io.write_json(args.out, contract)
     if args.mpc:
-        mpc = report.mpc_report(
-            result.tracks, frames=result.frames, observatory_code=args.observatory
+        io.write_text(
+            args.mpc, mpc_text(result.tracks, result.frames, known=known.known, info=info)
         )
-        io.write_text(args.mpc, mpc)
+    if args.ades:
+        ades = ades_text(result.tracks, result.frames, known=known.known, info=info)
+        io.write_text(args.ades, ades)
     if args.cutouts is not None:
         from detectors.cutouts import track_pictures
 
@@ -154,8 +215,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
         err_console.print(tracks_table(contract["tracks"]))
         timings = ", ".join(f"{k} {v:.2f}s" for k, v in result.run["timings_s"].items())
         err_console.print(f"{result.run['device']}: {timings}", style="dim")
+        for note in known.notes:
+            err_console.print(f"note: {note}", style="yellow")
+        reports = (("MPC report", args.mpc), ("ADES report", args.ades))
         err_console.print(
-            f"tracks written to {args.out}" + (f", MPC report to {args.mpc}" if args.mpc else "")
+            f"tracks written to {args.out}"
+            + "".join(f", {what} to {path}" for what, path in reports if path)
         )
     return 0
 
@@ -229,7 +294,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
         return 2
     body = {"ra": args.ra, "dec": args.dec, "source": args.source, **_settings(args, "request")}
-    for name in ("path", "start", "end"):
+    for name in ("path", "start", "end", "observatory", "known"):
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
     key = get_settings().api_key
@@ -420,6 +485,27 @@ def cmd_orbits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_report_people(parser: argparse.ArgumentParser) -> None:
+    """Who and what a report names (each defaults to its ASTROHUNTER_* setting)."""
+    parser.add_argument("--submitter", help="ADES submitter's name (ASTROHUNTER_SUBMITTER)")
+    parser.add_argument(
+        "--observer", action="append", help="observer's name, repeatable (default: OBSERVER)"
+    )
+    parser.add_argument(
+        "--measurer", action="append", help="measurer's name, repeatable (ASTROHUNTER_MEASURERS)"
+    )
+    parser.add_argument(
+        "--telescope", help="telescope, e.g. '1.1-m f/8 reflector + CCD' (default: TELESCOP)"
+    )
+    parser.add_argument(
+        "--telescope-design", help="ADES telescope design, e.g. Reflector, Refractor, Schmidt"
+    )
+    parser.add_argument("--telescope-aperture", type=float, help="telescope aperture, metres")
+    parser.add_argument(
+        "--ast-cat", help="astrometric catalogue's MPC code, e.g. Gaia2 (default: from REGCAT)"
+    )
+
+
 def _add_listen(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
@@ -445,11 +531,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--out", required=True, type=Path, help="tracks JSON (the tracks contract)")
     d.add_argument("--mpc", type=Path, help="also write an MPC 1992 80-column report here")
+    d.add_argument("--ades", type=Path, help="also write an ADES PSV report here")
     d.add_argument(
         "--observatory",
-        default="500",
-        help="MPC observatory code for the report when the headers give none (500)",
+        help="MPC observatory code (default: ASTROHUNTER_OBSERVATORY, the header's code, or the "
+        "header's site matched to the MPC's list; reports refuse to guess)",
     )
+    d.add_argument(
+        "--known",
+        choices=("auto", "mpcorb", "skybot", "none"),
+        help="identify known objects from the orbit catalogue, SkyBoT (online), or not "
+        "(default ASTROHUNTER_KNOWN, auto: the catalogue when there is one, else SkyBoT)",
+    )
+    d.add_argument(
+        "--orbits",
+        type=Path,
+        help="MPCORB-format orbit catalogue (default ASTROHUNTER_ORBITS, or the one "
+        "`astrohunter orbits update` downloaded)",
+    )
+    _add_report_people(d)
     _add_settings(d, "detect")
     d.add_argument("--bias", type=Path, help="master bias FITS to subtract")
     d.add_argument("--flat", type=Path, help="master flat FITS to divide by")
@@ -509,6 +609,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--path", help="folder or glob, for --source local")
     q.add_argument("--start", type=_utc, help="time window start, ISO UTC (e.g. 2024-03-01)")
     q.add_argument("--end", type=_utc, help="time window end, ISO UTC")
+    q.add_argument("--observatory", help="MPC observatory code for the reports")
+    q.add_argument(
+        "--known",
+        choices=("auto", "mpcorb", "skybot", "none"),
+        help="identify known objects (default: the server's setting; simulated: none)",
+    )
     _add_settings(q, "request")
     q.add_argument("--server", help="API URL (e.g. http://localhost:8000); default: embedded")
     q.add_argument("--threads", type=int, default=2, help="embedded mode: stage worker threads (2)")
@@ -560,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep the known-object catalogue (MPCORB) and the MPC observatory codes "
         "in DATA_DIR/catalog.",
     )
-    o_sub = o.add_subparsers(dest="action", required=True)
+    o_sub = o.add_subparsers(dest="action", required=True, help="what to do")
     u = o_sub.add_parser(
         "update",
         help="download MPCORB.DAT.gz and ObsCodes.html, then parse",

@@ -53,7 +53,7 @@ class Dispatcher:
         Longest wait for the broker's confirmation.
     """
 
-    def __init__(self, send: Callable[[str], None], *, timeout_s: float) -> None:
+    def __init__(self, send: Callable[[str], object], *, timeout_s: float) -> None:
         self._send, self._timeout = send, timeout_s
         self._slots = threading.BoundedSemaphore(MAX_PENDING_SENDS)
         self._pool = ThreadPoolExecutor(MAX_PENDING_SENDS, thread_name_prefix="astrohunter-send")

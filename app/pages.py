@@ -102,6 +102,8 @@ def _form_field(
         choices = [(s["name"], f"{s['name']}: {s['description']}") for s in sources]
     elif "enum" in spec:
         kind, choices = "select", [(str(v), str(v)) for v in spec["enum"]]
+        if prop.get("default") is None:  # left out of the request: the server decides
+            choices.insert(0, ("", "default"))
     elif spec.get("type") == "boolean":
         kind = "checkbox"
     elif spec.get("type") in ("number", "integer"):
@@ -220,7 +222,10 @@ class TrackEntry:
 
 
 def _known_note(track: Mapping[str, Any]) -> str:
+    """How the track was matched to a known object, or why it was not."""
     known = track.get("known") or {}
+    if not known:
+        return str(track.get("identification") or "")
     parts = []
     if known.get("offset_arcsec") is not None:
         parts.append(f'{known["offset_arcsec"]:.1f}" from its prediction')

@@ -29,6 +29,7 @@ from .db import crud
 from .db.base import session_factory
 from .db.models import ACTIVE_STATES
 from .disk import check_disk
+from .results import ReportError, ReportInfo, ades_text, identify, mpc_text
 from .sources import FetchRequest, get_source
 from .status import StatusBoard
 
@@ -55,7 +56,7 @@ STAGES = {
 #: time (measured on 2048^2 fields; the faint search dominates the detailed one).
 ENGINE_STAGES = {
     "fast": {"align": 0.4, "difference": 0.45, "detect": 0.05, "link": 0.1},
-    "detailed": {"fit": 0.05, "slow": 0.15, "faint_search": 0.8},
+    "detailed": {"fit": 0.05, "slow": 0.15, "faint_search": 0.75, "identify": 0.05},
 }
 #: Seconds between progress writes to the database (Redis gets every tick).
 DB_PROGRESS_EVERY_S = 2.0
@@ -315,28 +316,53 @@ def detailed(ctx: Context, job_id: str) -> None:
         stage = _Stage(ctx, session, job_id, "detailed")
         config = _config(ctx.settings, stage.job.params)
         fast_result = io.load_fast_result(_paths(ctx, job_id)["work"] / "fast.npz")
-        tracks = detailed_detect(fast_result, config=config, progress=stage.engine_progress())
+        progress = stage.engine_progress()
+        tracks = detailed_detect(fast_result, config=config, progress=progress)
         frames = _registered_frames(session, job_id)
         run = run_info(fast_result, frames, config)
+        params = stage.job.params
+        progress("identify", 0, 1)
+        reference = frames[fast_result.ref]
+        known = identify(
+            tracks,
+            frames,
+            reference=reference,
+            settings=ctx.settings,
+            # Simulated skies hold no catalogued objects, unless the request says so.
+            mode=params.get("known") or ("none" if stage.job.simulated else None),
+            observatory_code=params.get("observatory"),
+        )
+        progress("identify", 1, 1)
+        run["timings_s"]["identify"] = round(known.seconds, 4)
+        run.update(known.run)
         # Pictures live with the results: they outlive the frames and work arrays.
         run["timings_s"]["pictures"] = _write_pictures(
             _paths(ctx, job_id)["images"], tracks, fast_result.differences, [f.mjd for f in frames]
         )
-        contract = report.tracks_to_contract(tracks, frames=frames, run=run)
         results = _paths(ctx, job_id)["results"]
+        info = ReportInfo.build(
+            ctx.settings,
+            reference,
+            observatory_code=known.observatory_code,
+            simulated=stage.job.simulated,
+        )
+        # A report that would need a guess is not written; the reason is kept for the API.
+        run["reports"] = {}
+        for name, write in (("report.mpc", mpc_text), ("report.psv", ades_text)):
+            try:
+                io.write_text(results / name, write(tracks, frames, known=known.known, info=info))
+                run["reports"][name] = None
+            except ReportError as exc:
+                run["reports"][name] = str(exc)
+        contract = report.tracks_to_contract(
+            tracks, frames=frames, run=run, annotations=known.per_track
+        )
         io.write_json(results / "tracks.json", contract)
-        mpc = report.mpc_report(tracks, frames=frames)
-        if stage.job.simulated:
-            mpc = (
-                "COM SIMULATED DATA from AstroHunter's simulator: not observations, do not submit\n"
-                + mpc
-            )
-        io.write_text(results / "report.mpc", mpc)
         crud.replace_tracks(session=session, job_id=job_id, tracks=contract["tracks"])
         stage.finish(
             state="done",
             counts={**stage.job.counts, "tracks": len(tracks)},
-            run=run,
+            run=contract["run"],
         )
         ctx.board.set(job_id, state="done", percent=100.0, message="")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -80,6 +80,18 @@ class SearchRequest(BaseModel):
     rate_max: float = _setting("rate_max")
     faint: bool = _setting("faint")
     seed: int = _setting("seed")
+    observatory: str | None = Field(
+        None,
+        pattern=r"^[0-9A-Z][0-9][0-9]$",
+        strict=True,
+        description="MPC observatory code for the reports (default: the settings', or the "
+        "frames' site matched to the MPC's list)",
+    )
+    known: Literal["auto", "mpcorb", "skybot", "none"] | None = Field(
+        None,
+        description="identify known objects from the orbit catalogue, SkyBoT (online), or not "
+        "(default: the settings'; simulated fields: none)",
+    )
 
     @field_validator("path")
     @classmethod

@@ -13,7 +13,9 @@ Version history:
 - 1.0.0: the first contract (``../shared/contracts/tracks.schema.json``).
 - 1.1.0: ``schema_version``; ``origin`` per track; the ``run`` block's
   fields documented.
-- 1.2.0: ``review`` per track (services: the reviewer's decision and its
+- 1.2.0: known objects: per track ``known``, ``digest2`` and
+  ``identification``; ``run.known_in_field`` and ``run.known``.
+- 1.3.0: ``review`` per track (services: the reviewer's decision and its
   time, from the review page or ``PATCH /jobs/{id}/tracks/{track_id}``).
 """
 
@@ -27,10 +29,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "REVIEW_STATES",
     "SCHEMA_PATH",
     "SCHEMA_VERSION",
+    "Digest2Out",
     "FieldInfo",
+    "FieldObjectOut",
+    "KnownOut",
+    "KnownSummary",
     "ObservationOut",
     "ReviewOut",
     "ReviewState",
@@ -41,12 +46,11 @@ __all__ = [
     "load_schema",
 ]
 
-SCHEMA_VERSION = "1.2.0"
+SCHEMA_VERSION = "1.3.0"
 #: The generated JSON Schema, shipped inside the package.
 SCHEMA_PATH = Path(__file__).with_name("contracts") / "tracks.schema.json"
 #: A reviewer's decision on a track; "pending" until someone looks (or after an undo).
 ReviewState = Literal["pending", "confirmed", "rejected"]
-REVIEW_STATES: tuple[ReviewState, ...] = ("pending", "confirmed", "rejected")
 
 
 class ObservationOut(BaseModel):
@@ -75,6 +79,33 @@ class ReviewOut(BaseModel):
     at: dt.datetime | None = Field(None, description="when it was last set (UTC); absent if never")
 
 
+class KnownOut(BaseModel):
+    """The catalogued object a track was identified with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    designation: str = Field(description="readable designation, e.g. (5945) Roachapproach")
+    packed: str | None = Field(None, description="MPC packed designation")
+    number: int | None = Field(None, description="permanent number, when numbered")
+    name: str | None = None
+    offset_arcsec: float | None = Field(
+        None, description="RMS offset of the track's positions from the predicted ones"
+    )
+    predicted_v: float | None = Field(None, description="predicted V magnitude")
+    source: str = Field(description="mpcorb (offline catalogue) or skybot (IMCCE, online)")
+
+
+class Digest2Out(BaseModel):
+    """digest2's NEO likelihood for an unidentified track (what the MPC uses for the NEOCP)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    neo: float = Field(description="NEO score 0-100 (noid); 65 or more: NEOCP candidate")
+    raw_neo: float | None = Field(None, description="NEO score over the whole population")
+    rms_arcsec: float | None = Field(None, description="RMS of the arc about digest2's fit")
+    scores: dict[str, float] = Field(default_factory=dict, description="every class's score")
+
+
 class TrackOut(BaseModel):
     """One moving object: its observations and its motion."""
 
@@ -91,6 +122,11 @@ class TrackOut(BaseModel):
         None, description="which search found it: fast (per-frame), slow or faint"
     )
     known_object: str | None = Field(None, description="designation of a matched known object")
+    known: KnownOut | None = Field(None, description="the matched known object, or null")
+    digest2: Digest2Out | None = Field(None, description="NEO score of an unidentified track")
+    identification: str | None = Field(
+        None, description="why the track is not identified (none within tolerance, source down)"
+    )
     review: ReviewOut | None = Field(
         None, description="services: the reviewer's decision (absent from `astrohunter detect`)"
     )
@@ -106,6 +142,34 @@ class FieldInfo(BaseModel):
     frames: int | None = None
     mjd_start: float | None = Field(None, description="first frame's mid-exposure, UTC MJD")
     mjd_end: float | None = Field(None, description="last frame's mid-exposure, UTC MJD")
+
+
+class FieldObjectOut(BaseModel):
+    """A catalogued object predicted inside the field during the sequence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    designation: str
+    mjd: float = Field(description="mid-sequence, UTC MJD")
+    ra: float = Field(description="predicted RA at mid-sequence, degrees")
+    dec: float = Field(description="predicted Dec at mid-sequence, degrees")
+    predicted_v: float | None = None
+    rate_arcsec_per_hour: float | None = None
+    position_angle_deg: float | None = None
+    track_id: str | None = Field(None, description="the track that matched it, or null (missed)")
+
+
+class KnownSummary(BaseModel):
+    """How identification ran."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="mpcorb, skybot or none")
+    catalog_size: int | None = None
+    candidates: int | None = Field(None, description="orbits left by the prefilter")
+    site: str | None = Field(None, description="where the observer was taken to be")
+    observatory_code: str | None = None
+    notes: list[str] = Field(default_factory=list)
 
 
 class RunInfo(BaseModel):
@@ -134,6 +198,10 @@ class RunInfo(BaseModel):
     faint_threshold: float | None = Field(
         None, description="faint search: stacked SNR, in units of each motion's noise"
     )
+    known_in_field: list[FieldObjectOut] | None = Field(
+        None, description="every catalogued object predicted inside the field during the sequence"
+    )
+    known: KnownSummary | None = None
     simulated: bool | None = Field(None, description="the frames came from the simulator")
     state: str | None = Field(None, description="services: the job's state")
 

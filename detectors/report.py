@@ -20,6 +20,7 @@ from .types import Frame, Track
 
 __all__ = [
     "MPC_NET_NAMES",
+    "band_of",
     "mpc_designation",
     "mpc_header",
     "mpc_report",
@@ -126,6 +127,7 @@ def tracks_to_contract(
     frames: Sequence[Frame],
     run: Mapping[str, Any],
     reference: int = 0,
+    annotations: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The results document of the tracks contract (`detectors.contract`), ready for `json.dumps`.
 
@@ -140,6 +142,9 @@ def tracks_to_contract(
         JSON values.
     reference : int, keyword-only
         Index of the frame whose centre is reported as the field centre.
+    annotations : mapping, keyword-only, optional
+        Extra contract fields per track id (``known_object``, ``known``,
+        ``digest2``, ``identification`` from identification).
 
     Returns
     -------
@@ -172,6 +177,7 @@ def tracks_to_contract(
                 item[key] = value
         item["origin"] = track.origin
         item["known_object"] = None
+        item.update(_json_safe(dict((annotations or {}).get(name, {}))))
         doc_tracks.append(item)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -230,6 +236,12 @@ def _mpc_band(filter_name: str | None) -> str:
     if len(text) == 2 and text[1].lower() in "cj" and text[0].upper() in "UBVRI":  # Rc, Ic, Vj
         return text[0].upper()
     return text if text in _MPC_BANDS else " "
+
+
+def band_of(filter_name: str | None) -> str | None:
+    """The MPC band letter of a header's filter name, or None when unknown or unmapped."""
+    band = _mpc_band(filter_name)
+    return None if band == " " else band
 
 
 def _mpc_line(

@@ -144,6 +144,10 @@ def detected(simulated):
         simulated / "tracks.json",
         "--mpc",
         simulated / "report.txt",
+        "--observatory",
+        "X05",
+        "--measurer",
+        "A. Tester",
     )
     tracks = json.loads((simulated / "tracks.json").read_text()) if proc.returncode == 0 else None
     return proc, tracks
@@ -207,10 +211,22 @@ def test_detect_recovers_every_mover_and_nothing_else(simulated, detected):
 def test_detect_writes_one_80_column_mpc_line_per_observation(simulated, detected):
     proc, tracks = detected
     assert proc.returncode == 0, proc.stderr
-    lines = (simulated / "report.txt").read_text().splitlines()
+    text = (simulated / "report.txt").read_text().splitlines()
+    header = [line for line in text if line[:4] in ("COD ", "OBS ", "MEA ", "TEL ", "NET ")]
+    lines = text[len(header) :]
+    assert header[0] == "COD X05" and "MEA A. Tester" in header, header
     assert len(lines) == sum(len(t["observations"]) for t in tracks["tracks"]) > 0
     assert all(len(line) == 80 for line in lines), [len(line) for line in lines]
-    assert all(MPC_DATE.match(line) for line in lines)
+    assert all(MPC_DATE.match(line) and line.endswith("X05") for line in lines)
+
+
+def test_a_report_without_an_observatory_code_is_refused_before_the_search(simulated, tmp_path):
+    proc = run_cli(
+        "detect", simulated / "frames", "--out", "t.json", "--mpc", "r.mpc", cwd=tmp_path
+    )
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "--observatory" in proc.stderr and "--measurer" in proc.stderr
+    assert not (tmp_path / "t.json").exists() and not (tmp_path / "r.mpc").exists()
 
 
 def test_detect_shows_progress_and_summary_on_stderr(simulated, detected):
@@ -444,6 +460,10 @@ def test_real_lowell_sequence_finds_roachapproach(tmp_path):
         tmp_path / "tracks.json",
         "--mpc",
         tmp_path / "report.txt",
+        "--observatory",
+        "688",
+        "--measurer",
+        "A. Tester",
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -451,7 +471,10 @@ def test_real_lowell_sequence_finds_roachapproach(tmp_path):
     assert len(tracks) == 1, [t.get("rate_arcsec_per_hour") for t in tracks]
     assert len(tracks[0]["observations"]) >= 15
     assert tracks[0]["rate_arcsec_per_hour"] == pytest.approx(9.3, abs=0.3)
-    lines = (tmp_path / "report.txt").read_text().splitlines()
+    text = (tmp_path / "report.txt").read_text().splitlines()
+    # COD, OBS (the header's OBSERVER), MEA, TEL (the header's TELESCOP), NET (REGCAT GAIA).
+    assert text[:5] == ["COD 688", "OBS BSkiff", "MEA A. Tester", "TEL hall", "NET Gaia-DR2"]
+    lines = text[5:]
     assert len(lines) == len(tracks[0]["observations"])
     assert all(len(line) == 80 for line in lines), [len(line) for line in lines]
     dates = {MPC_DATE.match(line).group(1)[:10] for line in lines}
@@ -560,7 +583,7 @@ def test_the_tracks_table_keeps_every_column_in_80_columns(detected):
     assert len(rows) == len(tracks["tracks"]) > 0
     for row, track in zip(rows, tracks["tracks"], strict=True):
         assert len(row) <= 80, row
-        assert f"{track['observations'][0]['dec']:+.5f}" in row, row
+        assert f"{track['observations'][0]['dec']:+.4f}" in row, row
 
 
 def test_the_readme_demo_shows_only_real_movers_and_says_so(tmp_path):

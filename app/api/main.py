@@ -95,12 +95,6 @@ async def _unprocessable(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
-def _send_to_downloader(job_id: str) -> None:
-    from ..actors.download import download
-
-    download.send(job_id)
-
-
 class _Watch:
     """The API's background checks, every `WATCH_EVERY_S` seconds in one thread.
 
@@ -137,12 +131,19 @@ class _Watch:
         self._stop.set()
 
 
-def create_app(*, dispatch: Callable[[str], None] = _send_to_downloader) -> FastAPI:
+def create_app(*, dispatch: Callable[[str], object] | None = None) -> FastAPI:
     """The API; ``dispatch(job_id)`` sends a queued job's first message (the downloader actor).
 
     Sends are bounded in time (`app.dispatch.Dispatcher`); a background
     thread probes the broker and sends jobs whose first message was lost.
     """
+    if dispatch is None:
+        # Imported now, not on the first search: the actors import the whole
+        # engine (seconds), which a send's deadline must not pay for.
+        from ..actors.download import download
+
+        dispatch = download.send
+    assert dispatch is not None
     settings = get_settings()
     init_db(settings.db_url)
     dispatcher = Dispatcher(dispatch, timeout_s=settings.publish_timeout_s)

@@ -10,7 +10,7 @@ import pytest
 from app import cli
 from app.catalog import catalog_path, load_orbits, update_catalog
 from app.config import Settings, get_settings
-from app.sources.http import DiskSpaceError
+from app.disk import DiskSpaceError
 from detectors.errors import InputError
 from detectors.orbit_sim import main_belt_catalog, mpcorb_text
 

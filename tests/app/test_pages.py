@@ -30,21 +30,28 @@ def test_the_form_has_every_request_field_with_its_type_limits_and_help():
     assert fields["rate_max"][1].attrs["max"] == "36000" and fields["rate_max"][1].unit == '"/h'
     source = fields["source"][1]
     assert source.kind == "select" and [v for v, _ in source.choices] == ["simulated", "local"]
-    assert "Reports" not in {g for g, _ in fields.values()}
 
 
 def test_a_field_added_to_the_request_appears_on_the_form():
-    """The observatory code and known-object source arrive with the request model, nothing else."""
+    """A field the request gains appears on the page, with its choices, nothing else to do."""
     extended = create_model(
         "Extended",
         __base__=SearchRequest,
-        observatory=(str | None, Field(None, pattern=r"^[0-9A-Z]\d\d$", description="MPC code")),
-        known=(Literal["auto", "mpcorb", "skybot", "none"], Field("auto", description="source")),
+        colour=(Literal["red", "green"], Field("red", description="a colour")),
     )
     fields = _fields(search_form(extended.model_json_schema(), SOURCES))
+    group, colour = fields["colour"]
+    assert group == "More" and colour.kind == "select" and colour.default == "red"
+    assert colour.choices == [("red", "red"), ("green", "green")]
+
+
+def test_the_observatory_and_known_object_fields_leave_the_default_to_the_server():
+    fields = _fields(search_form(SearchRequest.model_json_schema(), SOURCES))
     assert fields["observatory"][0] == fields["known"][0] == "Reports"
-    assert fields["observatory"][1].attrs["pattern"] == r"^[0-9A-Z]\d\d$"
-    assert fields["known"][1].kind == "select" and fields["known"][1].default == "auto"
+    assert fields["observatory"][1].attrs["pattern"] == "^[0-9A-Z][0-9][0-9]$"
+    known = fields["known"][1]
+    assert known.kind == "select" and known.choices[0] == ("", "default")  # sent as nothing
+    assert [v for v, _ in known.choices[1:]] == ["auto", "mpcorb", "skybot", "none"]
 
 
 def _track(**extra) -> dict:

@@ -211,12 +211,16 @@ def test_the_job_page_shows_known_objects_and_neo_scores_when_the_results_have_t
             },
             "digest2": {"neo": 71.0},
         }
-        crud.replace_tracks(session=session, job_id=job.id, tracks=[known, _track("AH00002")])
+        unknown = {**_track("AH00002"), "identification": "SkyBoT could not be reached"}
+        crud.replace_tracks(session=session, job_id=job.id, tracks=[known, unknown])
         crud.update_job(
-            session=session, job_id=job.id, state="done", run={"known_in_field": [{}, {}]}
+            session=session,
+            job_id=job.id,
+            state="done",
+            run={"known_in_field": [{}, {}], "known": {"source": "mpcorb"}},
         )
     page = html.unescape(http.get(f"/jobs/{job.id}").text)
     assert "(5945) Roachapproach" in page and '0.3" from its prediction' in page
     assert 'class="chip neo high"' in page and "NEO 71" in page
-    assert ">new</span>" in page  # the other track
+    assert 'title="SkyBoT could not be reached">new</span>' in page  # the other track, and why
     assert "2 known objects predicted in the field" in page

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -10,11 +9,9 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from detectors import io
-from detectors.config import SearchConfig
-from detectors.identify import ObservedTrack, identify_tracks, match_tracks
+from detectors.identify import identify_tracks, match_tracks
 from detectors.observatories import site_from_header
-from detectors.orbit_sim import catalog_with_decoys, clone_orbit, concatenate, mpcorb_text
+from detectors.orbit_sim import catalog_with_decoys, clone_orbit, concatenate
 from detectors.orbits import load_catalog
 from detectors.predict import (
     Footprint,
@@ -23,7 +20,6 @@ from detectors.predict import (
     predict_catalog,
     predict_linear,
 )
-from detectors.search import find_moving_objects
 
 from ..conftest import shared_path
 from .known_helpers import LOWELL, measured_track
@@ -186,57 +182,3 @@ def test_linear_predictions_from_one_epoch(lowell):
     assert linear.sigma_arcsec[0] > diff.max()
     (ident,) = match_tracks([track], linear)
     assert ident.known.source == "skybot"
-
-
-def test_a_million_orbits_with_decoys_on_the_real_detection(tmp_path):
-    """The issue's bar: the engine's own track of the Lowell frames, in >= 1e6 orbits with decoys."""
-    folder = shared_path(*LOWELL)
-    frames = io.load_frames(
-        io.expand_paths([folder / "frames"]),
-        bias=folder / "calib" / "master_bias.fits",
-        flat=folder / "calib" / "master_flat.fits",
-    ).frames
-    found = find_moving_objects(frames, config=SearchConfig(faint=False, rate_min=2, rate_max=20))
-    assert len(found.tracks) == 1
-    engine = found.tracks[0]
-    track = ObservedTrack(
-        id="AH00001", mjd=engine.mjd, ra=engine.ra, dec=engine.dec,
-        err_arcsec=float(np.median(engine.ra_err_arcsec)),
-    )  # fmt: skip
-    middle = frames[len(frames) // 2]
-    footprint = Footprint(middle.wcs, middle.shape)
-    site = site_from_header(middle.header)
-    frame_mjd = np.array([f.mjd for f in frames])
-
-    catalog, clone_names = catalog_with_decoys(
-        load_catalog(folder / "mpcorb_5945.dat"),
-        n_background=1_000_000,
-        clone_offsets_px=CLONE_PX,
-        footprint=footprint,
-        site=site,
-        mjd=float(np.mean(frame_mjd[[0, -1]])),
-    )
-    path = tmp_path / "MPCORB.DAT"
-    path.write_text(mpcorb_text(catalog))
-    t0 = time.perf_counter()
-    parsed = load_catalog(path, cache_dir=tmp_path / "cache")
-    parse_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    loaded = load_catalog(path, cache_dir=tmp_path / "cache")
-    load_s = time.perf_counter() - t0
-    assert len(parsed) == len(loaded) == len(catalog) >= 1_000_000
-    assert parse_s < 60.0 and load_s < 2.0, (parse_s, load_s)
-
-    t0 = time.perf_counter()
-    predictions = predict_catalog(loaded, frame_mjd, site=site, footprint=footprint)
-    result = identify_tracks([track], predictions, footprint=footprint, frame_mjd=frame_mjd)
-    identify_s = time.perf_counter() - t0
-    assert identify_s < 15.0
-
-    (ident,) = result.tracks
-    assert ident.known.designation == "(5945) Roachapproach"
-    assert ident.offset_arcsec <= 2.0
-    in_field = {f.known.designation: f for f in result.known_in_field}
-    assert set(clone_names) <= set(in_field)
-    assert all(in_field[name].track_id is None for name in clone_names)
-    assert in_field["(5945) Roachapproach"].track_id == "AH00001"

@@ -151,10 +151,24 @@ def review_track(job_id: JobIdDep, track_id: str, body: ReviewUpdate, session: S
     return track
 
 
+def _report(
+    job_id: str, name: str, session, settings, review: str | None = None
+) -> PlainTextResponse:
+    """A done job's report file (of the tracks in state ``review`` only, when given), or 409
+    saying why it was not written."""
+    job = _finished(session, job_id, "report")
+    path = settings.job_dir(job_id) / "results" / name
+    if not path.exists():
+        why = (job.run.get("reports") or {}).get(name) or "it was not written"
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has no {name}: {why}")
+    text = _reviewed(session, job_id, path.read_text(), review, name.rpartition(".")[2])
+    return PlainTextResponse(text, media_type="text/plain")
+
+
 @router.get(
     "/jobs/{job_id}/report.mpc",
     response_class=PlainTextResponse,
-    responses={409: {"description": "the job is not done"}},
+    responses={409: {"description": "the job is not done, or the report lacks a setting"}},
 )
 def job_report(
     job_id: JobIdDep,
@@ -162,18 +176,31 @@ def job_report(
     settings: SettingsDep,
     review: ReviewState | None = ReviewQuery,
 ):
-    """The MPC 1992 80-column report of a finished job (``?review=confirmed``: those only)."""
-    _finished(session, job_id, "report")
-    path = settings.job_dir(job_id) / "results" / "report.mpc"
-    if not path.exists():
-        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has no report file")
-    text = _reviewed(session, job_id, path.read_text(), review, "mpc")
-    return PlainTextResponse(text, media_type="text/plain")
+    """The MPC 1992 80-column report of a finished job (header lines, known designations);
+    ``?review=confirmed``: the confirmed tracks only."""
+    return _report(job_id, "report.mpc", session, settings, review)
+
+
+@router.get(
+    "/jobs/{job_id}/report.psv",
+    response_class=PlainTextResponse,
+    responses={409: {"description": "the job is not done, or the report lacks a setting"}},
+)
+def job_report_ades(
+    job_id: JobIdDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    review: ReviewState | None = ReviewQuery,
+):
+    """The ADES PSV report of a finished job (what the MPC takes today); ``?review=confirmed``:
+    the confirmed tracks only."""
+    return _report(job_id, "report.psv", session, settings, review)
 
 
 @router.get("/jobs/{job_id}/images", response_model=list[str])
 def job_images(job_id: JobIdDep, session: SessionDep, settings: SettingsDep):
-    """Names of a finished job's pictures: ``overview.png`` and one blink strip per track."""
+    """Names of a finished job's pictures: ``overview.png``, a blink strip per track, and the
+    review page's ``field.png`` and ``stamps-<k>.png``."""
     _finished(session, job_id, "images")
     folder = settings.job_dir(job_id) / "results" / "images"
     return sorted(p.name for p in folder.glob("*.png")) if folder.is_dir() else []

@@ -84,7 +84,7 @@ def job_page(request: Request, job_id: JobIdDep, session: SessionDep, settings: 
             },
             summary=pages.review_summary(tracks),
             shape=(layout or {}).get("shape"),
-            known_in_field=_count(job.run.get("known_in_field")),
+            known_in_field=_known_in_field(job.run),
             field="field.png" in images,
             overview="overview.png" in images,
             frame_labels=labels,
@@ -96,9 +96,10 @@ def job_page(request: Request, job_id: JobIdDep, session: SessionDep, settings: 
     return _render(request, settings, "job.html", context)
 
 
-def _count(listed) -> int | None:
-    """How many entries a list of the ``run`` block holds (None when it is not there)."""
-    return len(listed) if isinstance(listed, list) else None
+def _known_in_field(run: dict) -> int | None:
+    """How many catalogued objects were predicted in the field (None: none were looked up)."""
+    listed, source = run.get("known_in_field"), (run.get("known") or {}).get("source")
+    return len(listed) if isinstance(listed, list) and source not in (None, "none") else None
 
 
 @router.get("/static/{name}")
