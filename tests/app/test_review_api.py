@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
@@ -17,6 +18,7 @@ from sqlalchemy import inspect, text
 from app.api.main import create_app
 from app.db import crud
 from app.db.base import _add_missing_columns, get_engine, init_db, session_factory
+from detectors.ades import AdesContext, AdesTrack, ades_psv
 
 from ..conftest import check_contract
 
@@ -58,10 +60,27 @@ def make_job(settings, *, state: str = "done", seed: float = 10.0) -> str:
         crud.replace_tracks(session=session, job_id=job.id, tracks=[_track(i) for i in IDS])
         crud.update_job(session=session, job_id=job.id, state=state, percent=100.0)
     lines = ["COM SIMULATED DATA", *(_mpc_line(i, k) for i in IDS for k in range(3))]
-    report = settings.job_dir(job.id) / "results" / "report.mpc"
-    report.parent.mkdir(parents=True)
-    report.write_text("".join(line + "\n" for line in lines))
+    results = settings.job_dir(job.id) / "results"
+    results.mkdir(parents=True)
+    (results / "report.mpc").write_text("".join(line + "\n" for line in lines))
+    (results / "report.psv").write_text(_psv())
     return job.id
+
+
+def _psv() -> str:
+    context = AdesContext(
+        observatory_code="688",
+        submitter="A. Observer",
+        measurers=["A. Observer"],
+        telescope_design="reflector",
+        telescope_aperture_m=0.4,
+        telescope_detector="CCD",
+    )
+    arrays = {k: np.array([1.0, 1.1, 1.2]) for k in ("ra", "dec")}
+    arrays["mjd"] = np.array([58000.0, 58000.01, 58000.02])
+    errors = {k: np.full(3, 0.2) for k in ("rms_ra_arcsec", "rms_dec_arcsec")}
+    tracks = [AdesTrack(trk_sub=i, **arrays, **errors) for i in IDS]
+    return ades_psv(context, tracks, ast_cat="Gaia2")
 
 
 @pytest.fixture
@@ -156,6 +175,9 @@ def test_reports_of_the_confirmed_tracks_hold_only_their_lines(http, settings):
     assert [line[5:12] for line in rejected[1:]] == ["AH00002"] * 3
     assert http.get(f"/jobs/{job}/report.mpc").text == full
     assert http.get(f"/jobs/{job}/report.mpc?review=maybe").status_code == 422
+    psv = http.get(f"/jobs/{job}/report.psv?review=confirmed").text.splitlines()
+    rows = psv[next(i for i, line in enumerate(psv) if line.startswith("permID")) + 1 :]
+    assert [row.split("|")[2].strip() for row in rows] == ["AH00001"] * 3 + ["AH00003"] * 3
 
 
 def test_an_old_database_gains_the_review_columns_and_keeps_its_tracks(tmp_path):
@@ -185,6 +207,8 @@ def test_the_pages_are_html_and_their_assets_come_from_the_package(http, setting
     page = http.get(f"/jobs/{job}").text
     for track_id in IDS:
         assert f'data-track-id="{track_id}"' in page
+    for report in ("report.mpc", "report.psv"):
+        assert f'href="/jobs/{job}/{report}?review=confirmed"' in page
     assert page.count('data-action="confirm"') == page.count('data-action="reject"') == 3
     assert http.get("/jobs/0123456789abcdef0123456789abcdef").status_code == 404
     for asset in ("style.css", "api.js", "front.js", "review.js"):

@@ -89,11 +89,23 @@ def job_page(request: Request, job_id: JobIdDep, session: SessionDep, settings: 
             overview="overview.png" in images,
             frame_labels=labels,
             panel=pages.PANEL_PX,
-            psv=any(
-                getattr(r, "path", "") == "/jobs/{job_id}/report.psv" for r in request.app.routes
-            ),
+            reports=_reports(job.run, folder.parent),
         )
     return _render(request, settings, "job.html", context)
+
+
+#: The reports a job may have, and what the page calls them.
+_REPORTS = {"report.mpc": "MPC 80-column report", "report.psv": "ADES report (PSV)"}
+
+
+def _reports(run: dict, results: Path) -> list[tuple[str, str, str | None]]:
+    """``(file, title, why it was not written or None)`` of each report the job has or lacks."""
+    why = run.get("reports") or {}
+    return [
+        (name, title, None if (results / name).is_file() else why.get(name) or "not written")
+        for name, title in _REPORTS.items()
+        if (results / name).is_file() or name in why
+    ]
 
 
 def _known_in_field(run: dict) -> int | None:
