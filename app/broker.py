@@ -33,7 +33,8 @@ def connection_url(settings: Settings, *, blocked_timeout_s: float = BLOCKED_TIM
     """``RABBITMQ_*`` as an AMQP URL whose connections never wait forever."""
     return (
         f"{settings.rabbitmq_url}?blocked_connection_timeout={blocked_timeout_s:g}"
-        "&socket_timeout=5&connection_attempts=2&retry_delay=1"
+        f"&socket_timeout=5&stack_timeout={2 * blocked_timeout_s:g}"
+        "&connection_attempts=2&retry_delay=1"
     )
 
 
@@ -59,7 +60,9 @@ def probe(settings: Settings) -> tuple[bool, str]:
     import pika
 
     where = f"rabbitmq at {settings.rabbitmq_host}"
-    url = connection_url(settings, blocked_timeout_s=PROBE_TIMEOUT_S)
+    url = connection_url(settings, blocked_timeout_s=PROBE_TIMEOUT_S).replace(
+        "connection_attempts=2", "connection_attempts=1"
+    )
     try:
         connection = pika.BlockingConnection(pika.URLParameters(url))
         try:

@@ -173,7 +173,9 @@ class _Stage:
 
 
 def _config(settings: Settings, params: dict) -> SearchConfig:
-    return SearchConfig.from_options(params, device=settings.device)
+    return SearchConfig.from_options(
+        params, device=settings.device, memory_gb=settings.job_memory_gb
+    )
 
 
 def _paths(ctx: Context, job_id: str) -> dict[str, Path]:

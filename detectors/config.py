@@ -177,6 +177,16 @@ PARAMETERS: dict[str, Parameter] = {
             scopes=frozenset({"engine"}),
         ),
         Parameter(
+            name="memory_gb",
+            default=6.0,
+            kind=float,
+            unit="GB",
+            help="memory one search may use; the faint search narrows its rate range to fit, "
+            "and a field whose per-frame path does not fit is refused",
+            gt=0.0,
+            scopes=_ENGINE,
+        ),
+        Parameter(
             name="device",
             default="cpu",
             kind=str,
@@ -228,6 +238,7 @@ class SearchConfig:
     link_radius: float = default("link_radius")
     min_stacked_snr: float = default("min_stacked_snr")
     faint_min_stacked_snr: float = default("faint_min_stacked_snr")
+    memory_gb: float = default("memory_gb")
     device: Device = default("device")  # noqa: RUF009 (a str: immutable)
     faint: bool = default("faint")
 

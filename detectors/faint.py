@@ -31,6 +31,7 @@ from scipy.special import log_ndtr, ndtri_exp
 from scipy.stats import chi2 as chi2_dist
 
 from .backend import Array, get_ndimage, get_xp, to_numpy
+from .budget import fastest_useful_rate, plan_faint
 from .stack import STACKERS, best_motions, sample_stack
 from .stats import local_maxima, mad_std
 from .types import FWHM_PER_SIGMA, Differences, Mover
@@ -54,7 +55,9 @@ class FaintSettings:
     fluxes consistent with one constant flux (chi-square probability at
     least ``min_flux_consistency``). Above
     ``max_trajectories`` (about 45 s at the 1.1e9 trajectories/s of two
-    CPU cores) start pixels are binned 2x2 (or more), trading depth for time.
+    CPU cores) start pixels are binned 2x2 (or more), trading depth for time;
+    beyond 4x4, or above ``memory_bytes``, the rate range is narrowed
+    (`detectors.budget.plan_faint`) and the result says so.
     """
 
     rate_min: float
@@ -65,6 +68,7 @@ class FaintSettings:
     max_frame_share: float = 0.35
     min_flux_consistency: float = 1e-3
     max_trajectories: float = 5e10
+    memory_bytes: float = 6e9
 
 
 @dataclass
@@ -87,6 +91,8 @@ class FaintResult:
     motions: int
     threshold: float
     binning: int
+    rate_max: float = math.inf
+    limited_by: str | None = None
 
 
 def motion_grid(
@@ -331,20 +337,31 @@ def find_faint(
     n, h, w = diffs.psi.shape
     t = mjd - float(np.mean(mjd))
     sigma = float(np.median(diffs.psf_sigma))
+    # Bin the maps, and narrow the rates if need be, to fit the time and memory budgets.
+    plan = plan_faint(
+        shape=(h, w),
+        t=t,
+        sigma=sigma,
+        rate_min=settings.rate_min,
+        rate_max=settings.rate_max,
+        useful_max=fastest_useful_rate(mjd, (h, w), frames=n),
+        max_loss=settings.max_loss,
+        max_trajectories=settings.max_trajectories,
+        budget_bytes=settings.memory_bytes,
+    )
+    if plan.rate_max <= settings.rate_min:
+        return FaintResult(
+            movers=[], trajectories=0, motions=0, threshold=math.inf, binning=plan.binning,
+            rate_max=plan.rate_max, limited_by=plan.limited_by,
+        )  # fmt: skip
     motions = motion_grid(
         t,
         rate_min=settings.rate_min,
-        rate_max=settings.rate_max,
+        rate_max=plan.rate_max,
         sigma=sigma,
         max_loss=settings.max_loss,
     )
-    # Bin the maps when the full search would exceed the budget: the same
-    # motions, on a coarser grid of start pixels.
-    binning = 1
-    while (
-        len(motions) * (h // binning) * (w // binning) > settings.max_trajectories and binning < 4
-    ):
-        binning += 1
+    binning = plan.binning
     shifts = shift_table(motions / binning, t)
     if stacker is None:
         stacker = "numba" if xp is np and "numba" in STACKERS else "xp"
@@ -379,6 +396,8 @@ def find_faint(
         motions=len(motions),
         threshold=threshold,
         binning=binning,
+        rate_max=plan.rate_max,
+        limited_by=plan.limited_by,
     )
 
 

@@ -20,6 +20,9 @@ from .types import Candidates
 
 __all__ = ["default_min_detections", "link_candidates"]
 
+#: Seed pairs tested at once (their predictions are (pairs, frames) arrays).
+PAIRS_PER_CHUNK = 200_000
+
 
 def default_min_detections(n_frames: int) -> int:
     """Frames a tracklet must be detected in: 40% of them, at least 3."""
@@ -39,6 +42,7 @@ def link_candidates(
     rate_max: float,
     radius: float = 1.5,
     min_detections: int | None = None,
+    progress=None,
 ) -> list[np.ndarray]:
     """Group candidates into tracklets of constant velocity on the pixel grid.
 
@@ -55,6 +59,8 @@ def link_candidates(
         prediction extrapolates beyond the seed pair).
     min_detections : int, keyword-only
         Frames a tracklet needs; default :func:`default_min_detections`.
+    progress : callable, optional
+        ``progress(done, total)`` after each pair of seed frames.
 
     Returns
     -------
@@ -72,15 +78,18 @@ def link_candidates(
     min_gap = max(1, (n - 1) // 2)
 
     proposals: list[np.ndarray] = []
-    for i in range(n):
-        for j in range(i + min_gap, n):
-            if trees[i] is None or trees[j] is None:
-                continue
-            dt = mjd[j] - mjd[i]
-            pairs = _pairs(trees[i], trees[j], rate_min * dt - radius, rate_max * dt + radius)
-            if pairs.size == 0:
-                continue
-            a, b = per_frame[i][pairs["i"]], per_frame[j][pairs["j"]]
+    seeds = [(i, j) for i in range(n) for j in range(i + min_gap, n)]
+    for done, (i, j) in enumerate(seeds, start=1):
+        if progress:
+            progress(done, len(seeds))
+        if trees[i] is None or trees[j] is None:
+            continue
+        dt = mjd[j] - mjd[i]
+        pairs = _pairs(trees[i], trees[j], rate_min * dt - radius, rate_max * dt + radius)
+        # In chunks: a crowded or noisy pair of frames may propose millions of pairs.
+        for first in range(0, pairs.size, PAIRS_PER_CHUNK):
+            chunk = pairs[first : first + PAIRS_PER_CHUNK]
+            a, b = per_frame[i][chunk["i"]], per_frame[j][chunk["j"]]
             vel = (xy[b] - xy[a]) / dt
             hits = np.full((a.size, n), -1, dtype=np.int64)
             for k in range(n):

@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import __version__
-from .align import align_frames
+from .align import align_frames, reference_index
 from .backend import device_name, get_xp
+from .budget import check_per_frame, fastest_useful_rate
 from .config import SearchConfig
 from .detect import find_candidates
 from .difference import difference_frames
 from .faint import FaintSettings, find_faint
 from .fit import FitSettings, fit_tracks
-from .link import link_candidates
+from .link import default_min_detections, link_candidates
 from .masks import frame_masks
 from .slow import find_slow_movers
 from .tracks import build_track, merge_tracks
@@ -105,6 +106,8 @@ def fast_detect(
     timings = dict(timings or {})
     stage = _Stages(xp, progress, timings)
     mjd = np.array([f.mjd for f in frames])
+    h, w = frames[reference_index(frames)].shape
+    check_per_frame(len(frames), h, w, budget_bytes=config.memory_gb * 1e9)
     with stage("align") as tick:
         native = []
         for f in frames:
@@ -133,16 +136,21 @@ def fast_detect(
         timings=timings,
     )
     per_day = result.pixels_per_day
+    need = config.min_detections or default_min_detections(len(frames))
+    # Nothing faster than the field's diagonal per `need` frames can be linked.
+    link_max = fastest_useful_rate(mjd, (h, w), frames=need)
+    if link_max < config.rate_max * per_day:
+        result.limits["link_rate_max"] = link_max
     with stage("link") as tick:
         result.tracklets = link_candidates(
             cands,
             mjd,
             rate_min=config.rate_min * per_day,
-            rate_max=config.rate_max * per_day,
+            rate_max=min(config.rate_max * per_day, link_max),
             radius=config.link_radius,
             min_detections=config.min_detections,
+            progress=tick,
         )
-        tick(1, 1)
     return result
 
 
@@ -176,6 +184,7 @@ def detailed_detect(
         rate_min=settings.rate_min,
         rate_max=settings.rate_max,
         min_stacked_snr=config.faint_min_stacked_snr,
+        memory_bytes=config.memory_gb * 1e9,
     )
     diffs = fast.differences
     with stage("fit") as tick:
@@ -205,6 +214,9 @@ def detailed_detect(
             fast.trajectories_tested = faint.trajectories
             fast.faint_binning = faint.binning
             fast.faint_threshold = round(faint.threshold, 3)
+            if faint.limited_by is not None:
+                fast.limits["faint_rate_max"] = faint.rate_max
+                fast.limits["faint_limited_by"] = faint.limited_by
             tracks.extend(_mover_tracks(faint.movers, fast, origin="faint"))
     return merge_tracks(tracks, radius=2 * diffs.fwhm)
 
@@ -246,6 +258,12 @@ def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dic
         "trajectories_tested": fast.trajectories_tested,
         "faint_binning": fast.faint_binning,
         "faint_threshold": fast.faint_threshold,
+        **{
+            f"{k}_arcsec_per_hour" if isinstance(v, float) else k: (
+                round(v / fast.pixels_per_day, 2) if isinstance(v, float) else v
+            )
+            for k, v in fast.limits.items()
+        },
     }
 
 

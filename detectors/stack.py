@@ -9,6 +9,9 @@ that a sub-pixel path is followed faithfully.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
 import numpy as np
 
 from .backend import Array, get_xp, to_numpy
@@ -92,6 +95,7 @@ def _stack_xp(snr: Array, shifts: np.ndarray, *, progress=None) -> tuple[Array, 
             noise[m] = float(xp.sqrt(xp.mean(sums * sums)))
     best = xp.full((h, w), -np.inf, dtype=xp.float32)
     acc = xp.empty((h, w), dtype=xp.float32)
+    reported = time.perf_counter()
     for m, offsets in enumerate(shifts):
         acc.fill(0.0)
         for k, (dy, dx) in enumerate(offsets):
@@ -101,11 +105,35 @@ def _stack_xp(snr: Array, shifts: np.ndarray, *, progress=None) -> tuple[Array, 
             acc[yd, xd] += snr[k, ys, xs]
         acc *= float(1.0 / noise[m])
         xp.maximum(best, acc, out=best)
-        if progress and m % 256 == 0:
+        if progress and time.perf_counter() - reported > BATCH_SECONDS:
+            reported = time.perf_counter()
             progress(m + 1, len(shifts))
     if progress:
         progress(len(shifts), len(shifts))
     return best, noise
+
+
+#: Seconds of work between two progress reports (and cancellation checks).
+BATCH_SECONDS = 1.0
+
+
+def _timed_batches(count: int, *, per_item: int) -> Iterator[slice]:
+    """Slices of ``range(count)`` sized to take about `BATCH_SECONDS` each.
+
+    The first batch is sized from a guess of 1e9 additions per second, each
+    next one from the speed the last one reached, so progress (and with it a
+    cancel) comes every second or so whatever the field and the machine.
+    """
+    size = max(1, int(1e9 * BATCH_SECONDS / max(per_item, 1)))
+    first = 0
+    while first < count:
+        started = time.perf_counter()
+        part = slice(first, min(first + size, count))
+        yield part
+        took = time.perf_counter() - started
+        done = part.stop - part.start
+        size = max(1, min(4 * size, int(done * BATCH_SECONDS / max(took, 1e-3))))
+        first = part.stop
 
 
 def best_motions(
@@ -223,18 +251,19 @@ if numba is not None:
         shifts = np.ascontiguousarray(shifts)
         noise = np.empty(len(shifts))
         stride = max(1, h // NOISE_ROWS)
-        _noise_all(
-            padded, shifts, _valid_starts(shifts, h, w), pad, stride, 5.0 * np.sqrt(n), noise
-        )
+        starts = _valid_starts(shifts, h, w)
+        limit = 5.0 * np.sqrt(n)
+        for part in _timed_batches(len(shifts), per_item=n * NOISE_ROWS * w):
+            _noise_all(padded, shifts[part], starts[part], pad, stride, limit, noise[part])
+            if progress:
+                progress(0, len(shifts))  # a heartbeat: a cancel can land here
         scale = (1.0 / noise).astype(np.float32)
         best = np.full((h, w), -np.inf, dtype=np.float32)
         bands = min(h, 8 * numba.get_num_threads())
-        batch = 256
-        for first in range(0, len(shifts), batch):
-            part = slice(first, first + batch)
+        for part in _timed_batches(len(shifts), per_item=n * h * w):
             _stack_bands(padded, shifts[part], scale[part], best, pad, bands)
             if progress:
-                progress(min(first + batch, len(shifts)), len(shifts))
+                progress(part.stop, len(shifts))
         return best, noise
 
     STACKERS["numba"] = _stack_numba

@@ -262,6 +262,8 @@ class FastResult:
     trajectories_tested: int = 0
     faint_binning: int = 1
     faint_threshold: float | None = None
+    #: Rates actually searched (px/day) where a plan narrowed the request, and why.
+    limits: dict[str, float | str] = field(default_factory=dict)
 
     @property
     def pixels_per_day(self) -> float:

@@ -633,3 +633,58 @@ def test_fast_detect_worker_consumes_only_its_queue_on_real_rabbitmq(tmp_path):
         )
     finally:
         connection.close()
+
+
+# --------------------------------------------------------------------------- systemd units
+
+SYSTEMD = ROOT / "infra" / "systemd"
+
+
+def _unit(path: Path) -> dict[str, dict[str, str]]:
+    """A systemd unit file as {section: {key: value}} (comments and blank lines dropped)."""
+    sections: dict[str, dict[str, str]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        key, _, value = line.partition("=")
+        assert current is not None, f"{path.name}: {line!r} outside a section"
+        current[key.strip()] = value.strip()
+    return sections
+
+
+@pytest.mark.parametrize(
+    ("name", "instances"),
+    [
+        ("astrohunter-worker@.service", ["download", "data", "fast_detect", "detailed_detect"]),
+        ("astrohunter-api.service", [""]),
+        ("astrohunter-cleanup.service", [""]),
+    ],
+)
+def test_systemd_units_restart_their_service_and_run_real_commands(name, instances):
+    """Without compose, systemd supervises: a worker that lost a child comes back."""
+    unit = _unit(SYSTEMD / name)
+    service = unit["Service"]
+    assert service["Restart"] == "always" and float(service["RestartSec"]) > 0
+    assert service["EnvironmentFile"] == "/etc/astrohunter.env"
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    program, *args = shlex.split(service["ExecStart"])
+    assert program.endswith("/astrohunter")
+    for instance in instances:
+        build_parser().parse_args([a.replace("%i", instance) for a in args])
+
+
+def test_systemd_environment_file_validates_as_settings():
+    values = dict(
+        line.split("=", 1)
+        for line in (SYSTEMD / "astrohunter.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    settings = Settings(**values)
+    assert settings.broker_kind == "rabbitmq" and settings.job_memory_gb > 0
+    for name in DEFAULTS:
+        assert name in values

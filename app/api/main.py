@@ -105,9 +105,8 @@ class _Watch:
 
     def __init__(self, settings: Settings, dispatch: Dispatcher) -> None:
         self.settings, self.dispatch = settings, dispatch
-        self.broker: tuple[bool, str] = probe(settings)
+        self.broker: tuple[bool, str] = (False, "not probed yet (the API is starting)")
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="astrohunter-watch", daemon=True)
 
     def once(self) -> None:
         self.broker = probe(self.settings)
@@ -120,13 +119,15 @@ class _Watch:
             log.exception("could not look for unsent jobs")
 
     def _run(self) -> None:
+        self.once()
         while not self._stop.wait(WATCH_EVERY_S):
             self.once()
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        self.once()
-        self._thread.start()
+        # Never on the way to serving: a broker that hangs must not keep the API down.
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, name="astrohunter-watch", daemon=True).start()
         yield
         self._stop.set()
 

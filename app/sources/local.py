@@ -9,6 +9,10 @@ cannot be read are passed on for the data service to judge.
 
 from __future__ import annotations
 
+import fnmatch
+import glob
+import os
+import time
 import warnings
 from pathlib import Path
 
@@ -22,7 +26,108 @@ from detectors.headers import celestial_wcs
 from ..config import get_settings
 from . import FetchProgress, FetchRequest, FetchResult, Source
 
-__all__ = ["LocalSource", "covers"]
+__all__ = ["LocalSource", "confined_paths", "covers"]
+
+#: Bounds on expanding one pattern: directories visited, files matched, seconds.
+MAX_VISITED = 20_000
+MAX_MATCHES = 2_000
+MAX_EXPAND_S = 5.0
+
+
+def confined_paths(pattern: str, roots: list[Path]) -> list[Path]:
+    """The FITS files a folder, file or glob names, every one inside ``roots``.
+
+    The pattern must be absolute and free of ``..``; its literal start must
+    lie in a root, and every match, links resolved, too. The expansion visits
+    at most `MAX_VISITED` directories in `MAX_EXPAND_S` seconds, never follows
+    a link to a directory, and stops at `MAX_MATCHES` files. Errors name the
+    pattern and the roots, never a path found outside them, so a request
+    cannot probe the rest of the file system.
+
+    Raises
+    ------
+    InputError
+        ``"path: ..."`` for a pattern outside the roots, too broad, or
+        matching no FITS file.
+    """
+    allowed = ", ".join(map(str, roots))
+    parts = Path(pattern).parts
+    if not Path(pattern).is_absolute() or ".." in parts:
+        raise InputError(
+            f"path: give an absolute folder or glob without '..' under the allowed folders "
+            f"({allowed})"
+        )
+    literal = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    try:
+        base = Path(*parts[:literal]).resolve()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise InputError(f"path: cannot be read ({exc.strerror})") from None
+
+    def inside(p: Path) -> bool:
+        return any(p == root or root in p.parents for root in roots)
+
+    if not inside(base):
+        raise InputError(f"path: {pattern} is outside the allowed folders ({allowed})")
+    try:
+        found = _walk(base, list(parts[literal:]), pattern)
+        outside = any(not inside(p.resolve()) for p in found)
+    except OSError as exc:
+        raise InputError(f"path: cannot be read ({exc.strerror})") from None
+    if outside:
+        raise InputError(
+            f"path: {pattern} reaches outside the allowed folders ({allowed}) through a link"
+        )
+    try:
+        files = io.expand_paths(found) if found else []
+    except InputError as exc:
+        raise InputError(f"path: {exc}") from None
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise InputError(f"path: cannot be read ({exc.strerror})") from None
+    files = [f for f in files if f.name.lower().endswith(io.FITS_SUFFIXES)]
+    if not files:
+        raise InputError(f"path: {pattern} names no FITS file")
+    return files
+
+
+def _walk(base: Path, parts: list[str], pattern: str) -> list[Path]:
+    """Paths under ``base`` matching ``parts`` (``*``, ``?``, ``[...]``, ``**``), bounded."""
+    deadline = time.monotonic() + MAX_EXPAND_S
+    found: list[Path] = []
+    stack = [(base, 0)]
+    visited = 0
+    while stack:
+        folder, i = stack.pop()
+        if i == len(parts):
+            if folder.exists():
+                found.append(folder)
+                if len(found) > MAX_MATCHES:
+                    raise InputError(f"path: {pattern} names over {MAX_MATCHES} files; narrow it")
+            continue
+        part = parts[i]
+        if not glob.has_magic(part):
+            stack.append((folder / part, i + 1))
+            continue
+        visited += 1
+        if visited > MAX_VISITED or time.monotonic() > deadline:
+            raise InputError(
+                f"path: {pattern} takes too long to expand (over {MAX_VISITED} folders or "
+                f"{MAX_EXPAND_S:g} s); narrow it"
+            )
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # not a folder, or not readable: no matches there
+        for entry in entries:
+            hidden = entry.name.startswith(".") and not part.startswith(".")
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if part == "**":
+                if is_dir and not hidden:
+                    stack.append((Path(entry.path), i))
+            elif not hidden and fnmatch.fnmatchcase(entry.name, part):
+                stack.append((Path(entry.path), i + 1))
+        if part == "**":
+            stack.append((folder, i + 1))
+    return sorted(set(found))
 
 
 def covers(path: Path, ra: float, dec: float) -> bool | None:
@@ -67,40 +172,14 @@ class LocalSource(Source):
     coverage = "whatever the folder holds (frames not covering the position are skipped)"
 
     def _paths(self, options: dict) -> list[Path]:
-        """The files the path names, each checked to lie under an allowed root.
-
-        The check is on every resolved match, not on the pattern's text: a
-        glob such as ``<root>*/x.fits`` or a symlink must not reach outside.
-        """
+        """The FITS files the path names: inside the allowed roots, found in bounded time."""
         raw = options.get("path")
         if not raw:
             raise InputError("path: the local source needs a folder or glob, e.g. /data/night1")
         roots = [Path(r).resolve() for r in get_settings().local_roots if r]
-        allowed = ", ".join(map(str, roots)) or "none (set ASTROHUNTER_LOCAL_ROOTS)"
-
-        def inside(p: Path) -> bool:
-            p = p.resolve()
-            return any(p == root or root in p.parents for root in roots)
-
-        prefix = Path(str(raw).split("*")[0].split("?")[0].split("[")[0] or ".")
-        try:
-            if not inside(
-                prefix if prefix.exists() or not prefix.parent.exists() else prefix.parent
-            ):
-                raise InputError(f"path: {raw} is outside the allowed folders ({allowed})")
-            paths = io.expand_paths([str(raw)])
-        except InputError as exc:
-            raise InputError(
-                exc.args[0] if str(exc).startswith("path:") else f"path: {exc}"
-            ) from None
-        except OSError as exc:  # e.g. a name longer than the file system allows
-            raise InputError(f"path: cannot be read ({exc.strerror})") from None
-        outside = [p for p in paths if not inside(p)]
-        if outside:
-            raise InputError(
-                f"path: {raw} reaches outside the allowed folders ({allowed}): {outside[0]}"
-            )
-        return paths
+        if not roots:
+            raise InputError("path: the local source is off here (set ASTROHUNTER_LOCAL_ROOTS)")
+        return confined_paths(str(raw), roots)
 
     def validate(self, options: dict) -> None:
         self._paths(options)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,11 +45,14 @@ __all__ = [
     "Deployment",
     "LoadRun",
     "ServiceError",
+    "disk_alarm",
     "rabbitmq_answers",
+    "rabbitmq_blocked",
     "rabbitmq_stopped",
     "redis_answers",
     "redis_stopped",
     "restore_services",
+    "rss_bytes",
     "run_load",
     "start_rabbitmq",
     "start_redis",
@@ -151,6 +156,88 @@ def rabbitmq_stopped() -> Iterator[None]:
         start_rabbitmq()
 
 
+def _disk_free_limit() -> int | None:
+    done = _run("rabbitmqctl", "-q", "eval", "rabbit_disk_monitor:get_disk_free_limit().")
+    text = done.stdout.strip() if done is not None and done.returncode == 0 else ""
+    return int(text) if text.isdigit() else None
+
+
+def rabbitmq_blocked() -> bool:
+    """True while RabbitMQ's disk alarm is raised (publishers are blocked)."""
+    done = _run("rabbitmqctl", "-q", "eval", "rabbit_alarm:get_alarms().")
+    return done is not None and "disk" in done.stdout
+
+
+@contextmanager
+def disk_alarm() -> Iterator[None]:
+    """RabbitMQ's disk alarm raised inside the block (free-space limit above the disk's size).
+
+    Node-wide, as a real full disk would be; the limit is always set back.
+    """
+    before = _disk_free_limit() or 50_000_000
+    try:
+        _run("rabbitmqctl", "-q", "set_disk_free_limit", "1000000GB")
+        if not _wait(rabbitmq_blocked, 30, interval=0.2):
+            raise ServiceError("RabbitMQ raised no disk alarm within 30 s")
+        yield
+    finally:
+        _run("rabbitmqctl", "-q", "set_disk_free_limit", str(before))
+        _wait(lambda: not rabbitmq_blocked(), 30, interval=0.2)
+
+
+@contextmanager
+def black_hole() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers: a broker that hangs."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of a process."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants (a worker service's processes)."""
+    total, pids = 0, [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+        pids += children(p)
+    return total
+
+
 # --------------------------------------------------------------------------- Redis
 
 
@@ -202,6 +289,9 @@ def restore_services() -> list[str]:
     if not redis_answers():
         start_redis()
         restored.append("Redis")
+    if rabbitmq_blocked():  # a disk alarm left by a test: this machine's default limit
+        _run("rabbitmqctl", "-q", "set_disk_free_limit", "50000000")
+        restored.append("RabbitMQ's disk limit")
     return restored
 
 

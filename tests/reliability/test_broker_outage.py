@@ -32,6 +32,15 @@ pytestmark = pytest.mark.reliability
 WAITING = 4
 
 
+def _health_once_probed(d, code: int, timeout: float = 20.0):
+    """``/health`` once the API's background probe (every few seconds) saw the change."""
+    deadline = time.monotonic() + timeout
+    while (health := d.http.get("/health")).status_code != code:
+        assert time.monotonic() < deadline, health.text
+        time.sleep(0.2)
+    return health
+
+
 def test_queued_jobs_survive_a_broker_restart(deploy):
     d = deploy()
     d.start_api()
@@ -41,8 +50,7 @@ def test_queued_jobs_survive_a_broker_restart(deploy):
 
     refused_body = field(1.0)
     with rabbitmq_stopped():
-        health = d.http.get("/health")
-        assert health.status_code == 503, health.text
+        health = _health_once_probed(d, 503)
         checks = health.json()["checks"]
         assert checks["broker"]["ok"] is False, checks
         assert checks["redis"]["ok"] and checks["database"]["ok"], checks
@@ -59,13 +67,11 @@ def test_queued_jobs_survive_a_broker_restart(deploy):
         refused = d.http.post("/search", json=refused_body, timeout=30)
         seconds = time.monotonic() - started
         assert refused.status_code == 503, refused.text
-        assert "broker unavailable" in refused.json()["detail"]
+        assert refused.json()["detail"].startswith("broker ")
         assert seconds < 15, f"POST /search took {seconds:.1f} s with the broker down"
         queued = d.http.get("/jobs", params={"state": "queued"}).json()
         assert queued["total"] == WAITING, queued
-        failed = d.http.get("/jobs", params={"state": "failed"}).json()["jobs"]
-        assert [j["params"]["seed"] for j in failed] == [refused_body["seed"]], failed
-        assert "broker unavailable" in failed[0]["error"]
+        assert d.http.get("/jobs").json()["total"] == WAITING  # the refused job left no trace
         d.check_alive()
 
     # The broker is back: the API says so, the waiting messages are all still there,
@@ -81,11 +87,11 @@ def test_queued_jobs_survive_a_broker_restart(deploy):
     final = d.wait_final([*waiting, after], timeout=120)
     lost = sum(1 for s in final.values() if s["state"] != "done")
     jobs = d.db_jobs()
-    duplicates = len(jobs) - (WAITING + 2) + sum(d.duplicates(j.id) for j in jobs)
+    duplicates = len(jobs) - (WAITING + 1) + sum(d.duplicates(j.id) for j in jobs)
     summary_line("RabbitMQ stop_app/start_app", faults=1, lost=lost, duplicates=duplicates)
     assert lost == 0, f"{final}\n{d.logs()}"
     assert duplicates == 0
-    assert sorted(j.state for j in jobs) == ["done"] * (WAITING + 1) + ["failed"]
+    assert sorted(j.state for j in jobs) == ["done"] * (WAITING + 1)
 
 
 def test_broker_restart_under_running_workers(deploy):
@@ -96,8 +102,7 @@ def test_broker_restart_under_running_workers(deploy):
     waiting = [d.submit(field(1.0)) for _ in range(2)]
     d.wait_status(slow, lambda s: s["state"] == "detailed_detect", what="detailed_detect")
     with rabbitmq_stopped():
-        time.sleep(1.0)
-        assert d.http.get("/health").status_code == 503
+        _health_once_probed(d, 503)
     jobs = [slow, *waiting]
     final = d.wait_final(jobs, timeout=150)  # the workers reconnect by themselves
     lost = sum(1 for s in final.values() if s["state"] != "done")
