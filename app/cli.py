@@ -316,10 +316,17 @@ def _utc(text: str) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .client import print_outcome, run_search
+    from .client import run_search
     from .config import get_settings
     from .embedded import embedded_server
 
+    if args.serve and args.server:
+        print(
+            f"error: --serve keeps the embedded server running; {args.server} already serves "
+            "the review page",
+            file=sys.stderr,
+        )
+        return 2
     body = {"ra": args.ra, "dec": args.dec, "source": args.source, **_settings(args, "request")}
     for name in ("path", "start", "end", "observatory", "known"):
         if getattr(args, name) is not None:
@@ -327,19 +334,27 @@ def cmd_search(args: argparse.Namespace) -> int:
     key = get_settings().api_key
     headers = {"X-API-Key": key} if key else None
     console = Console(stderr=True)
+    written = {"mpc": args.mpc, "cutouts": args.cutouts}
     try:
         if args.server:
-            outcome = run_search(
-                args.server, body, console, headers=headers, mpc=args.mpc, cutouts=args.cutouts
-            )
-        else:
-            with embedded_server(threads=args.threads) as url:
-                outcome = run_search(
-                    url, body, console, headers=headers, mpc=args.mpc, cutouts=args.cutouts
-                )
+            outcome = run_search(args.server, body, console, headers=headers, **written)
+            return _searched(args, outcome, page=args.server.rstrip("/"))
+        port = args.port if args.port is not None else (8000 if args.serve else 0)
+        with embedded_server(threads=args.threads, port=port) as url:
+            outcome = run_search(url, body, console, headers=headers, **written)
+            code = _searched(args, outcome, page=url if args.serve else None)
+            if args.serve and code == 0:
+                _serve_until_interrupted()
+            return code
     except ValueError as exc:  # the API refused the request
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _searched(args: argparse.Namespace, outcome, *, page: str | None) -> int:
+    """Print what a search found, and where to review it: ``page`` is a running server."""
+    from .client import print_outcome
+
     status = outcome.status
     if status["state"] != "done":
         print(
@@ -352,7 +367,25 @@ def cmd_search(args: argparse.Namespace) -> int:
 
         outcome.written.insert(0, io.write_json(args.out, outcome.contract))
     print_outcome(outcome, Console())
+    job = status["job_id"]
+    if page is None:  # the embedded server stops with this command; its data stays
+        print(
+            f"review the tracks in a browser: run `astrohunter serve`, then open "
+            f"http://127.0.0.1:8000/jobs/{job} (or search with --serve)",
+            flush=True,
+        )
+    else:
+        stop = " (Ctrl-C stops the server)" if args.serve else ""
+        print(f"review the results at {page}/jobs/{job}{stop}", flush=True)
     return 0
+
+
+def _serve_until_interrupted() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -367,6 +400,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     worker = Worker(broker, worker_threads=args.threads)
     worker.start()
+    print(f"AstroHunter: search and review at http://{args.host}:{args.port}/", flush=True)
     try:
         uvicorn.run(create_app(), host=args.host, port=args.port)
     finally:
@@ -379,6 +413,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     from .api.main import create_app
 
+    print(f"AstroHunter: search and review at http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(create_app(), host=args.host, port=args.port)
     return 0
 
@@ -617,6 +652,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(q, "request")
     q.add_argument("--server", help="API URL (e.g. http://localhost:8000); default: embedded")
     q.add_argument("--threads", type=int, default=2, help="embedded mode: stage worker threads (2)")
+    q.add_argument(
+        "--serve",
+        action="store_true",
+        help="embedded mode: keep the server running after the search, for its review page",
+    )
+    q.add_argument(
+        "--port",
+        type=int,
+        help="embedded mode: port of the server (8000 with --serve, else any free one)",
+    )
     q.add_argument("--out", type=Path, help="also write the tracks JSON here")
     q.add_argument("--mpc", type=Path, help="also write the MPC report here")
     q.add_argument("--cutouts", type=Path, help="also write the track pictures (PNG) here")

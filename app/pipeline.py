@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from detectors import io, report
 from detectors.config import SearchConfig, default
-from detectors.cutouts import track_pictures
+from detectors.cutouts import review_pictures, track_pictures
 from detectors.errors import InputError
 from detectors.search import detailed_detect, fast_detect, run_info
 
@@ -339,6 +339,10 @@ def detailed(ctx: Context, job_id: str) -> None:
         progress("identify", 1, 1)
         run["timings_s"]["identify"] = round(known.seconds, 4)
         run.update(known.run)
+        # Pictures live with the results: they outlive the frames and work arrays.
+        run["timings_s"]["pictures"] = _write_pictures(
+            _paths(ctx, job_id)["images"], tracks, fast_result.differences, [f.mjd for f in frames]
+        )
         results = _paths(ctx, job_id)["results"]
         info = ReportInfo.build(
             ctx.settings,
@@ -358,10 +362,6 @@ def detailed(ctx: Context, job_id: str) -> None:
             tracks, frames=frames, run=run, annotations=known.per_track
         )
         io.write_json(results / "tracks.json", contract)
-        # Pictures live with the results: they outlive the frames and work arrays.
-        mjd = [f.mjd for f in frames]
-        for name, rgb in track_pictures(tracks, fast_result.differences, mjd).items():
-            io.write_png(_paths(ctx, job_id)["images"] / name, rgb)
         crud.replace_tracks(session=session, job_id=job_id, tracks=contract["tracks"])
         stage.finish(
             state="done",
@@ -369,6 +369,17 @@ def detailed(ctx: Context, job_id: str) -> None:
             run=contract["run"],
         )
         ctx.board.set(job_id, state="done", percent=100.0, message="")
+
+
+def _write_pictures(folder: Path, tracks, diffs, mjd: list[float]) -> float:
+    """Write every track's blink strip and review stamps, the overview and the stamps'
+    layout (``review.json``, read by the review page); returns the seconds it took."""
+    started = time.perf_counter()
+    stamps, layout = review_pictures(tracks, diffs, mjd)
+    for name, rgb in {**track_pictures(tracks, diffs, mjd), **stamps}.items():
+        io.write_png(folder / name, rgb)
+    io.write_json(folder / "review.json", layout)
+    return round(time.perf_counter() - started, 3)
 
 
 def fail(ctx: Context, job_id: str, message: str) -> None:

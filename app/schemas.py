@@ -8,8 +8,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from detectors.config import PARAMETERS
+from detectors.contract import ReviewState
 
-__all__ = ["JobList", "JobPublic", "SearchAccepted", "SearchRequest", "SourceInfo"]
+__all__ = [
+    "JobList",
+    "JobPublic",
+    "ReviewUpdate",
+    "SearchAccepted",
+    "SearchRequest",
+    "SourceInfo",
+]
 
 
 def _setting(name: str) -> Any:
@@ -153,6 +161,14 @@ class JobPublic(BaseModel):
         default_factory=list, description="skipped frames, source and cleanup notes"
     )
     live: bool = Field(description="true when state and percent came from Redis (live)")
+
+
+class ReviewUpdate(BaseModel):
+    """``PATCH /jobs/{id}/tracks/{track_id}``: a reviewer's decision (``pending`` undoes one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    review: ReviewState = Field(..., description="pending, confirmed or rejected")
 
 
 class JobList(BaseModel):

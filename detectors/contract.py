@@ -22,13 +22,16 @@ Version history:
   gives ``x``/``y`` in its frame's own pixels; ``run`` gains
   ``registration`` (per frame), ``astrometry_note`` and
   ``detector_fixed_rejected``.
+- 2.1.0: ``review`` per track (services: the reviewer's decision and its
+  time, from the review page or ``PATCH /jobs/{id}/tracks/{track_id}``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +45,8 @@ __all__ = [
     "KnownSummary",
     "ObservationOut",
     "RegistrationOut",
+    "ReviewOut",
+    "ReviewState",
     "RunInfo",
     "TrackOut",
     "TracksDocument",
@@ -49,9 +54,11 @@ __all__ = [
     "load_schema",
 ]
 
-SCHEMA_VERSION = "2.0.0"
+SCHEMA_VERSION = "2.1.0"
 #: The generated JSON Schema, shipped inside the package.
 SCHEMA_PATH = Path(__file__).with_name("contracts") / "tracks.schema.json"
+#: A reviewer's decision on a track; "pending" until someone looks (or after an undo).
+ReviewState = Literal["pending", "confirmed", "rejected"]
 
 
 class ObservationOut(BaseModel):
@@ -73,6 +80,17 @@ class ObservationOut(BaseModel):
     mag: float | None = Field(None, description="magnitude, when the headers give a zero point")
     snr: float | None = Field(None, description="per-frame SNR of the measurement")
     frame: str | None = Field(None, description="source file name")
+
+
+class ReviewOut(BaseModel):
+    """What a reviewer decided about a track, and when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: ReviewState = Field(
+        description="pending (not looked at, or undone), confirmed, rejected"
+    )
+    at: dt.datetime | None = Field(None, description="when it was last set (UTC); absent if never")
 
 
 class KnownOut(BaseModel):
@@ -129,6 +147,9 @@ class TrackOut(BaseModel):
         "stars), solved (plate-solved here, e.g. by astrometry.net), approximate (header "
         "pointing and nominal pixel scale: arcminutes off, not for MPC reports), none (no sky "
         "positions: pixels only)",
+    )
+    review: ReviewOut | None = Field(
+        None, description="services: the reviewer's decision (absent from `astrohunter detect`)"
     )
 
 

@@ -1,9 +1,10 @@
-"""Pictures for vetting moving objects: blink strips and a field overview.
+"""Pictures for vetting moving objects: blink strips, review stamps and a field overview.
 
 An astronomer accepts or rejects a reported mover by looking at it, as in the
 blink windows of Tycho Tracker or Astrometrica: difference-image stamps
 centred on the object in every frame show whether one point source really
-moves along the fitted line, and an overview of the static sky shows where
+moves along the fitted line, the frames themselves at a fixed sky position
+show it move against the stars, and an overview of the static sky shows where
 the tracks lie on the field. Arrays in, ``(H, W, 3)`` uint8 RGB out; write
 them with :func:`detectors.io.write_png`.
 
@@ -15,7 +16,9 @@ times in UTC MJD.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -23,7 +26,16 @@ from PIL import Image, ImageDraw, ImageFont
 from .backend import Array, to_numpy
 from .types import Differences, Track
 
-__all__ = ["LABEL_HEIGHT", "field_overlay", "track_pictures", "track_strip"]
+__all__ = [
+    "FIELD_SIZE",
+    "LABEL_HEIGHT",
+    "SHEET_HEIGHT",
+    "field_overlay",
+    "review_pictures",
+    "review_sprite",
+    "track_pictures",
+    "track_strip",
+]
 
 #: Height in pixels of the text band above the panels of a labelled strip.
 LABEL_HEIGHT = 36
@@ -106,12 +118,15 @@ def _to_rgb(grey: np.ndarray) -> np.ndarray:
 def _stamp(image: Array, x: float, y: float, size: int) -> np.ndarray:
     """``size`` x ``size`` float32 stamp centred on the pixel holding (x, y),
     NaN where it runs off the image; only the stamp leaves the device."""
-    out = np.full((size, size), np.nan, dtype=np.float32)
     if not (np.isfinite(x) and np.isfinite(y)):
-        return out
+        return np.full((size, size), np.nan, dtype=np.float32)
+    return _box(image, round(x) - size // 2, round(y) - size // 2, size)
+
+
+def _box(image: Array, x0: int, y0: int, size: int) -> np.ndarray:
+    """``size`` x ``size`` float32 stamp whose first pixel is (x0, y0), NaN off the image."""
+    out = np.full((size, size), np.nan, dtype=np.float32)
     h, w = image.shape
-    half = size // 2
-    x0, y0 = round(x) - half, round(y) - half
     xa, xb = max(x0, 0), min(x0 + size, w)
     ya, yb = max(y0, 0), min(y0 + size, h)
     if xa < xb and ya < yb:
@@ -215,6 +230,12 @@ def track_strip(
         raise ValueError(f"size must be an odd number >= 3 so the object is centred, got {size}")
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
+    mjd = _checked(track, diffs, mjd)
+    return _track_strip(track, diffs, mjd, size=size, scale=scale, label=label)
+
+
+def _checked(track: Track, diffs: Differences, mjd: np.ndarray) -> np.ndarray:
+    """``mjd`` as floats, once it matches the difference images and the track's frames."""
     mjd = np.asarray(mjd, dtype=float)
     if diffs.diff.ndim != 3:
         raise ValueError(
@@ -233,7 +254,7 @@ def track_strip(
             f"track {track.id!r} has frames {frames.tolist()} outside the {n} difference "
             "images; use the Differences of the search that found it"
         )
-    return _track_strip(track, diffs, mjd, size=size, scale=scale, label=label)
+    return mjd
 
 
 def _track_strip(
@@ -295,6 +316,24 @@ def _track_strip(
     return np.asarray(image)
 
 
+def _sky(template: Array, max_size: int) -> tuple[np.ndarray, float]:
+    """The stretched static sky (grey in [0, 1], NaN = no data) at most ``max_size`` pixels
+    wide, and its scale. Averaged down before the stretch: a quarter of the work on a
+    2048-pixel field; a block more than half without data has none."""
+    sky = np.asarray(to_numpy(template), dtype=np.float32)
+    h, w = sky.shape
+    levels = _levels(sky, lo_sigma=1.0, hi_percentile=99.5)
+    f = min(1.0, max_size / max(h, w))
+    if f < 1.0:
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        nan = ~np.isfinite(sky)
+        filled = np.where(nan, levels[0], sky).astype(np.float32)
+        small = np.asarray(Image.fromarray(filled, "F").resize(size, Image.Resampling.BOX))
+        gone = Image.fromarray(nan.astype(np.float32), "F").resize(size, Image.Resampling.BOX)
+        sky = np.where(np.asarray(gone) > 0.5, np.nan, small)
+    return _stretch(sky, *levels), f
+
+
 def field_overlay(template: Array, tracks: Sequence[Track], *, max_size: int = 1200) -> np.ndarray:
     """The static sky with every track drawn on it: where the movers are.
 
@@ -320,16 +359,12 @@ def field_overlay(template: Array, tracks: Sequence[Track], *, max_size: int = 1
     ValueError
         If ``template`` is not 2-D or ``max_size`` is below 16.
     """
-    sky = np.asarray(to_numpy(template), dtype=np.float32)
-    if sky.ndim != 2:
-        raise ValueError(f"template must be a 2-D image, got shape {sky.shape}")
+    if np.ndim(template) != 2:
+        raise ValueError(f"template must be a 2-D image, got shape {template.shape}")
     if max_size < 16:
         raise ValueError(f"max_size must be at least 16 pixels, got {max_size}")
-    h, w = sky.shape
-    image = Image.fromarray(_to_rgb(_stretch(sky, *_levels(sky, lo_sigma=1.0, hi_percentile=99.5))))
-    f = min(1.0, max_size / max(h, w))
-    if f < 1.0:
-        image = image.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BOX)
+    grey, f = _sky(template, max_size)
+    image = Image.fromarray(_to_rgb(grey))
     draw = ImageDraw.Draw(image)
     for k, track in enumerate(tracks):
         colour = _TRACK_RGB[k % len(_TRACK_RGB)]
@@ -367,3 +402,195 @@ def track_pictures(
     for track in tracks:
         pictures[f"{track.id}.png"] = track_strip(track, diffs, t)
     return pictures
+
+
+#: Longest side of the review page's field picture: twice the width it is shown at.
+FIELD_SIZE = 640
+#: Height of a sheet of review sprites (`review_pictures`), pixels.
+SHEET_HEIGHT = 4096
+#: Grey levels of a review sprite: 255, so that with the no-data colour it fits
+#: a 256-colour palette (`detectors.io.write_png` then writes a third of the bytes).
+_SPRITE_LEVELS = 254.0 / 255.0
+
+
+def review_sprite(
+    track: Track,
+    diffs: Differences,
+    mjd: np.ndarray,
+    *,
+    stamp: int = 63,
+    margin: int = 20,
+    max_box: int = 255,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Every stamp a reviewer needs of one track, in one picture, and where each one is.
+
+    A review page shows three things side by side and blinks the first two
+    in step, frame by frame: the difference stamp centred on the object (is
+    it one point source, every frame?), the frame itself at a fixed sky
+    position (does it move against the stars, along its track?), and the
+    template there (is a star, a bad column or a galaxy under it?). Stamps
+    are at the image's own pixels, to be enlarged by the viewer with
+    nearest-neighbour scaling: the picture stays small and crisp.
+
+    Parameters
+    ----------
+    track : Track
+        The object; positions in frames where it was not measured are
+        interpolated or extrapolated as in `track_strip`.
+    diffs : Differences
+        The search's difference images and template, NumPy or CuPy; a frame
+        is rebuilt as difference + template (on the reference grid every
+        frame is aligned, so a fixed pixel box is a fixed sky position).
+    mjd : ndarray, shape (N,)
+        UTC MJD of each frame, in the order of ``diffs.diff``.
+    stamp : int, keyword-only
+        Side of the difference stamps in pixels (odd: the object's pixel is
+        the centre); also the smallest sky box.
+    margin : int, keyword-only
+        Pixels of sky around the object's whole path in the sky box.
+    max_box : int, keyword-only
+        Largest sky box; a faster object leaves it at the ends of its path.
+
+    Returns
+    -------
+    sprite : ndarray, shape (stamp + S, max(N stamp, (N + 1) S), 3), uint8
+        Top row: the N difference stamps, left to right, one shared
+        stretch. Bottom row (S = the sky box's side): the template, then
+        the N frames, one shared stretch, so the static sky looks the same
+        in each. NaN (no data, off the image) is dark blue.
+    layout : dict
+        JSON-safe: ``diff`` (``size``, ``top``), ``sky`` (``size``, ``top``,
+        and ``x0``, ``y0``: the box's first pixel on the reference grid),
+        ``xy`` (the object's position in the sky box per frame, box pixels),
+        ``measured`` (per frame), ``path`` (first and last measured
+        positions on the reference grid), ``width``, ``height``.
+
+    Raises
+    ------
+    ValueError
+        As `track_strip`, or if ``stamp`` is not odd, or ``margin`` or
+        ``max_box`` is unusable.
+    """
+    if stamp < 3 or stamp % 2 == 0:
+        raise ValueError(f"stamp must be an odd number >= 3 so the object is centred, got {stamp}")
+    if margin < 0 or max_box < stamp:
+        raise ValueError(
+            f"margin must be >= 0 and max_box >= stamp, got margin={margin}, max_box={max_box}"
+        )
+    mjd = _checked(track, diffs, mjd)
+    return _review_sprite(track, diffs, mjd, stamp=stamp, margin=margin, max_box=max_box)
+
+
+def _review_sprite(
+    track: Track, diffs: Differences, mjd: np.ndarray, *, stamp: int, margin: int, max_box: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    n = mjd.size
+    measured = np.zeros(n, dtype=bool)
+    measured[track.frames] = True
+    xs, ys = _positions(track, mjd)
+    xs[track.frames], ys[track.frames] = track.x, track.y
+
+    diff = np.stack([_stamp(diffs.diff[i], xs[i], ys[i], stamp) for i in range(n)])
+    diff = _stretch(diff, *_levels(diff, lo_sigma=2.0, hi_percentile=99.7))
+
+    extent = max(float(np.ptp(xs)), float(np.ptp(ys)))
+    size = int(min(max(math.ceil(extent) + 1 + 2 * margin, stamp), max_box))
+    x0 = round(0.5 * (xs.min() + xs.max()) - (size - 1) / 2)
+    y0 = round(0.5 * (ys.min() + ys.max()) - (size - 1) / 2)
+    template = _box(diffs.template, x0, y0, size)
+    sky = np.stack([template] + [_box(diffs.diff[i], x0, y0, size) + template for i in range(n)])
+    sky = _stretch(sky, *_levels(sky, lo_sigma=1.5, hi_percentile=99.5))
+
+    width = max(n * stamp, (n + 1) * size)
+    sprite = np.empty((stamp + size, width, 3), dtype=np.uint8)
+    sprite[:] = _BAND_RGB
+    for i in range(n):
+        sprite[:stamp, i * stamp : (i + 1) * stamp] = _to_rgb(diff[i] * _SPRITE_LEVELS)
+    for k in range(n + 1):
+        sprite[stamp:, k * size : (k + 1) * size] = _to_rgb(sky[k] * _SPRITE_LEVELS)
+
+    order = np.argsort(track.mjd)
+    first, last = order[0], order[-1]
+    layout = {
+        "width": width,
+        "height": stamp + size,
+        "diff": {"size": stamp, "top": 0},
+        "sky": {"size": size, "top": stamp, "x0": x0, "y0": y0},
+        "xy": [
+            [round(float(x - x0), 2), round(float(y - y0), 2)] for x, y in zip(xs, ys, strict=True)
+        ],
+        "measured": measured.tolist(),
+        "path": [
+            [round(float(track.x[first]), 2), round(float(track.y[first]), 2)],
+            [round(float(track.x[last]), 2), round(float(track.y[last]), 2)],
+        ],
+    }
+    return sprite, layout
+
+
+def _field(template: Array, max_size: int) -> np.ndarray:
+    """The static sky at most ``max_size`` pixels wide, grey (255 levels) and no-data blue:
+    a palette holds it (`_SPRITE_LEVELS`). A page shows it small, and draws the tracks."""
+    grey, _ = _sky(template, max_size)
+    return _to_rgb(grey * _SPRITE_LEVELS)
+
+
+def review_pictures(
+    tracks: Sequence[Track], diffs: Differences, mjd: Sequence[float]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The review page's pictures by file name, and where each track's stamps are in them.
+
+    Parameters
+    ----------
+    tracks : sequence of Track
+        The reported tracks (their ``id`` names the files).
+    diffs : Differences
+        The search's difference images.
+    mjd : sequence of float
+        UTC MJD of each frame.
+
+    Returns
+    -------
+    pictures : dict of str to ndarray, shape (h, w, 3), uint8
+        ``field.png``: the static sky, at most `FIELD_SIZE` pixels wide, with
+        no track drawn (the page draws them, labelled, and can highlight
+        one); ``stamps-<k>.png``: sheets of `review_sprite` pictures stacked
+        top to bottom, at most `SHEET_HEIGHT` pixels tall unless one sprite
+        is taller. A page loads a few sheets, not a picture per track: each
+        request costs the server more than its bytes.
+    layout : dict
+        JSON-safe: ``shape`` (the reference grid's height and width; the
+        field picture covers it all), ``mjd`` (per frame), ``sheets`` (each
+        sheet's width and height) and ``tracks``: per track id, its sheet
+        (``file``), its sprite's first row in it (``top``) and the sprite's
+        layout.
+    """
+    t = np.asarray(mjd, dtype=float)
+    pictures: dict[str, np.ndarray] = {"field.png": _field(diffs.template, FIELD_SIZE)}
+    layout: dict[str, Any] = {
+        "shape": list(diffs.template.shape),
+        "mjd": t.tolist(),
+        "sheets": {},
+        "tracks": {},
+    }
+    sheets: list[list[tuple[str, np.ndarray, dict[str, Any]]]] = []
+    for track in tracks:
+        sprite, placed = review_sprite(track, diffs, t)
+        if not sheets or sum(s.shape[0] for _, s, _ in sheets[-1]) + sprite.shape[0] > SHEET_HEIGHT:
+            sheets.append([])
+        sheets[-1].append((track.id, sprite, placed))
+    for k, group in enumerate(sheets):
+        name = f"stamps-{k}.png"
+        sheet = np.empty(
+            (sum(s.shape[0] for _, s, _ in group), max(s.shape[1] for _, s, _ in group), 3),
+            dtype=np.uint8,
+        )
+        sheet[:] = _BAND_RGB
+        top = 0
+        for track_id, sprite, placed in group:
+            sheet[top : top + sprite.shape[0], : sprite.shape[1]] = sprite
+            layout["tracks"][track_id] = {**placed, "file": name, "top": top}
+            top += sprite.shape[0]
+        pictures[name] = sheet
+        layout["sheets"][name] = [sheet.shape[1], sheet.shape[0]]
+    return pictures, layout

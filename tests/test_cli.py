@@ -17,10 +17,14 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -668,4 +672,43 @@ def test_the_readme_demo_shows_only_real_movers_and_says_so(tmp_path):
     assert len(tracks["tracks"]) == int(found.group(1))
     assert (tmp_path / "out" / "demo.mpc").read_text().startswith("COM SIMULATED")
     pictures = sorted(p.name for p in (tmp_path / "out" / "pictures").iterdir())
-    assert pictures == sorted(["overview.png", *(f"{t['id']}.png" for t in tracks["tracks"])])
+    strips = [f"{t['id']}.png" for t in tracks["tracks"]]
+    assert pictures == sorted(["overview.png", "field.png", "stamps-0.png", *strips])
+    job = re.search(r"open http://127\.0\.0\.1:8000/jobs/([0-9a-f]{32})", out)
+    assert job and "astrohunter serve" in out, out  # where to review them, once served
+
+
+def test_search_serve_keeps_the_review_page_up_and_prints_its_address(tmp_path):
+    """``search --serve``: the search, then the page's address, served until Ctrl-C."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ", "REDIS"))}
+    env.update(DATA_DIR=str(tmp_path / "data"), NO_COLOR="1", MIN_DISK_SPACE_GB="0")
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [*COMMAND, "search", "--ra", "10", "--dec", "5", "--radius-arcmin", "2", "--seed", "1",
+         "--source", "simulated", "--no-faint", "--serve", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline, lines = time.monotonic() + 240, []
+        while not any("review the results at" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, lines
+            lines.append(line)
+        address = re.search(r"review the results at (\S+)", lines[-1]).group(1)
+        assert re.fullmatch(rf"http://127\.0\.0\.1:{port}/jobs/[0-9a-f]{{32}}", address)
+        assert "Ctrl-C" in lines[-1]
+        page = httpx.get(address, timeout=10)
+        assert page.status_code == 200 and "data-track-id" in page.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    assert code == 0, proc.stderr.read()
+
+
+def test_search_serve_is_for_the_embedded_server_only():
+    proc = run_cli("search", "--ra", "1", "--dec", "2", "--server", "http://x:1", "--serve")
+    assert proc.returncode == 2 and "already serves the review page" in proc.stderr

@@ -24,7 +24,7 @@ from ..config import Settings, get_settings
 from ..db.base import init_db, session_factory
 from ..dispatch import Dispatcher, resend_orphans
 from ..status import StatusBoard
-from .routes import health, jobs, search, storage
+from .routes import health, jobs, review, search, storage
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -161,6 +161,6 @@ def create_app(*, dispatch: Callable[[str], object] | None = None) -> FastAPI:
     app.state.board = StatusBoard(settings)
     app.state.dispatch = dispatcher
     app.state.watch = watch
-    for module in (search, jobs, health, storage):
+    for module in (search, jobs, health, storage, review):
         app.include_router(module.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import time
@@ -23,6 +24,7 @@ __all__ = [
     "register_files",
     "replace_tracks",
     "search_key",
+    "set_review",
     "tracks_of",
     "update_if_active",
     "update_job",
@@ -214,37 +216,63 @@ def replace_tracks(*, session: Session, job_id: str, tracks: Sequence[dict[str, 
 
 
 def tracks_of(*, session: Session, job_id: str) -> list[dict[str, Any]]:
-    """A job's tracks in the shared tracks contract's form."""
+    """A job's tracks in the shared tracks contract's form, each with its ``review``."""
     records = session.scalars(
         select(TrackRecord)
         .where(TrackRecord.job_id == job_id)
         .options(selectinload(TrackRecord.observations))
         .order_by(TrackRecord.designation)
     ).all()
-    out = []
-    for r in records:
-        if r.document is not None:
-            out.append(r.document)
-            continue
-        # A row written before the contract's 1.1: rebuilt from its columns.
-        observations = []
-        for o in r.observations:
-            obs: dict[str, Any] = {"mjd": o.mjd, "ra": o.ra, "dec": o.dec}
-            for name in ("ra_err_arcsec", "dec_err_arcsec"):
-                if getattr(o, name) is not None:
-                    obs[name] = getattr(o, name)
-            obs.update(mag=o.mag, snr=o.snr)
-            if o.frame is not None:
-                obs["frame"] = o.frame
-            observations.append(obs)
-        out.append(
-            {
-                "id": r.designation,
-                "observations": observations,
-                "rate_arcsec_per_hour": r.rate_arcsec_per_hour,
-                "position_angle_deg": r.position_angle_deg,
-                "stacked_snr": r.stacked_snr,
-                "known_object": r.known_object,
-            }
-        )
-    return out
+    return [_track(r) for r in records]
+
+
+def set_review(
+    *, session: Session, job_id: str, designation: str, state: str
+) -> dict[str, Any] | None:
+    """Record a reviewer's decision on a track, now; the track as `tracks_of` gives it.
+
+    Returns None when the job has no track of that designation.
+    """
+    record = session.scalars(
+        select(TrackRecord)
+        .where(TrackRecord.job_id == job_id, TrackRecord.designation == designation)
+        .options(selectinload(TrackRecord.observations))
+    ).first()
+    if record is None:
+        return None
+    record.review, record.reviewed_at = state, dt.datetime.now(dt.UTC)
+    session.commit()
+    return _track(record)
+
+
+def _review(r: TrackRecord) -> dict[str, Any]:
+    review: dict[str, Any] = {"state": r.review or "pending"}
+    if r.reviewed_at is not None:  # SQLite gives back naive times: they were UTC
+        at = r.reviewed_at
+        review["at"] = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+    return review
+
+
+def _track(r: TrackRecord) -> dict[str, Any]:
+    if r.document is not None:
+        return {**r.document, "review": _review(r)}
+    # A row written before the contract's 1.1: rebuilt from its columns.
+    observations = []
+    for o in r.observations:
+        obs: dict[str, Any] = {"mjd": o.mjd, "ra": o.ra, "dec": o.dec}
+        for name in ("ra_err_arcsec", "dec_err_arcsec"):
+            if getattr(o, name) is not None:
+                obs[name] = getattr(o, name)
+        obs.update(mag=o.mag, snr=o.snr)
+        if o.frame is not None:
+            obs["frame"] = o.frame
+        observations.append(obs)
+    return {
+        "id": r.designation,
+        "observations": observations,
+        "rate_arcsec_per_hour": r.rate_arcsec_per_hour,
+        "position_angle_deg": r.position_angle_deg,
+        "stacked_snr": r.stacked_snr,
+        "known_object": r.known_object,
+        "review": _review(r),
+    }

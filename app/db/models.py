@@ -125,6 +125,9 @@ class TrackRecord(Base):
     known_object: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: The track as the tracks contract writes it (None in rows of versions before 1.1).
     document: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    #: The reviewer's decision (pending, confirmed, rejected; None: never reviewed) and when.
+    review: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="tracks")
     observations: Mapped[list[Observation]] = relationship(

@@ -9,11 +9,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import FileResponse, PlainTextResponse
 
-from detectors.contract import SCHEMA_VERSION, TracksDocument
+from detectors.contract import SCHEMA_VERSION, ReviewState, TrackOut, TracksDocument
+from detectors.report_select import SELECTORS, report_names
 
 from ...db import crud
 from ...db.models import ACTIVE_STATES, STATES, Job
-from ...schemas import JobList, JobPublic
+from ...schemas import JobList, JobPublic, ReviewUpdate
 from ...status import StatusBoard
 from ..deps import BoardDep, JobIdDep, SessionDep, SettingsDep, require_api_key
 
@@ -21,6 +22,11 @@ router = APIRouter(tags=["jobs"])
 
 #: A picture's file name: what the detailed stage writes, and nothing that walks a path.
 _IMAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\.png")
+
+#: A job's pictures never change once written: browsers may keep them.
+_IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+#: ``?review=`` of the reports: only the tracks a reviewer left in this state.
+ReviewQuery = Query(None, description="only tracks in this review state, e.g. confirmed")
 
 #: Job events a user should see in the status (the rest is stage bookkeeping).
 NOTE_KINDS = ("skipped", "source", "cleanup", "failed", "cancelled")
@@ -71,6 +77,17 @@ def _finished(session, job_id: str, what: str) -> Job:
     return job
 
 
+def _reviewed(session, job_id: str, text: str, review: str | None, kind: str) -> str:
+    """A report's text with only the tracks in state ``review`` (all when None)."""
+    if review is None:
+        return text
+    names: set[str] = set()
+    for track in crud.tracks_of(session=session, job_id=job_id):
+        if track["review"]["state"] == review:
+            names |= report_names(track)
+    return SELECTORS[kind](text, names)
+
+
 @router.get("/status/{job_id}", response_model=JobPublic, name="job_status")
 def job_status(job_id: JobIdDep, session: SessionDep, board: BoardDep):
     """State, percent, per-stage seconds, counts and error of a job."""
@@ -115,14 +132,37 @@ def job_tracks(job_id: JobIdDep, session: SessionDep):
     }
 
 
-def _report(job_id: str, name: str, session, settings) -> PlainTextResponse:
-    """A done job's report file, or 409 saying why it was not written."""
+@router.patch(
+    "/jobs/{job_id}/tracks/{track_id}",
+    response_model=TrackOut,
+    response_model_exclude_none=True,
+    dependencies=[Depends(require_api_key)],
+    responses={
+        404: {"description": "no such job, or no such track in it"},
+        409: {"description": "the job is not done"},
+    },
+)
+def review_track(job_id: JobIdDep, track_id: str, body: ReviewUpdate, session: SessionDep):
+    """Confirm or reject a track of a finished job; ``pending`` undoes it. Kept with the time."""
+    _finished(session, job_id, "tracks to review")
+    track = crud.set_review(session=session, job_id=job_id, designation=track_id, state=body.review)
+    if track is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} has no track {track_id}")
+    return track
+
+
+def _report(
+    job_id: str, name: str, session, settings, review: str | None = None
+) -> PlainTextResponse:
+    """A done job's report file (of the tracks in state ``review`` only, when given), or 409
+    saying why it was not written."""
     job = _finished(session, job_id, "report")
     path = settings.job_dir(job_id) / "results" / name
     if not path.exists():
         why = (job.run.get("reports") or {}).get(name) or "it was not written"
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has no {name}: {why}")
-    return PlainTextResponse(path.read_text(), media_type="text/plain")
+    text = _reviewed(session, job_id, path.read_text(), review, name.rpartition(".")[2])
+    return PlainTextResponse(text, media_type="text/plain")
 
 
 @router.get(
@@ -130,9 +170,15 @@ def _report(job_id: str, name: str, session, settings) -> PlainTextResponse:
     response_class=PlainTextResponse,
     responses={409: {"description": "the job is not done, or the report lacks a setting"}},
 )
-def job_report(job_id: JobIdDep, session: SessionDep, settings: SettingsDep):
-    """The MPC 1992 80-column report of a finished job (header lines, known designations)."""
-    return _report(job_id, "report.mpc", session, settings)
+def job_report(
+    job_id: JobIdDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    review: ReviewState | None = ReviewQuery,
+):
+    """The MPC 1992 80-column report of a finished job (header lines, known designations);
+    ``?review=confirmed``: the confirmed tracks only."""
+    return _report(job_id, "report.mpc", session, settings, review)
 
 
 @router.get(
@@ -140,14 +186,21 @@ def job_report(job_id: JobIdDep, session: SessionDep, settings: SettingsDep):
     response_class=PlainTextResponse,
     responses={409: {"description": "the job is not done, or the report lacks a setting"}},
 )
-def job_report_ades(job_id: JobIdDep, session: SessionDep, settings: SettingsDep):
-    """The ADES PSV report of a finished job (what the MPC takes today)."""
-    return _report(job_id, "report.psv", session, settings)
+def job_report_ades(
+    job_id: JobIdDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    review: ReviewState | None = ReviewQuery,
+):
+    """The ADES PSV report of a finished job (what the MPC takes today); ``?review=confirmed``:
+    the confirmed tracks only."""
+    return _report(job_id, "report.psv", session, settings, review)
 
 
 @router.get("/jobs/{job_id}/images", response_model=list[str])
 def job_images(job_id: JobIdDep, session: SessionDep, settings: SettingsDep):
-    """Names of a finished job's pictures: ``overview.png`` and one blink strip per track."""
+    """Names of a finished job's pictures: ``overview.png``, a blink strip per track, and the
+    review page's ``field.png`` and ``stamps-<k>.png``."""
     _finished(session, job_id, "images")
     folder = settings.job_dir(job_id) / "results" / "images"
     return sorted(p.name for p in folder.glob("*.png")) if folder.is_dir() else []
@@ -166,7 +219,7 @@ def job_image(job_id: JobIdDep, name: str, session: SessionDep, settings: Settin
     path = settings.job_dir(job_id) / "results" / "images" / name
     if not path.is_file():
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no image {name}")
-    return FileResponse(path, media_type="image/png")
+    return FileResponse(path, media_type="image/png", headers=_IMMUTABLE)
 
 
 @router.get("/jobs/{job_id}/truth", responses={404: {"description": "not a simulated job"}})
