@@ -172,6 +172,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     frames, skipped = list(loaded.frames), list(loaded.skipped)
     io.check_frames(frames, skipped=skipped)
     reference, info = _report_info(args, frames, settings)
+    template = io.load_template(io.expand_paths(args.template)) if args.template else None
     if show:
         err_console.print(f"{STAGE_LABELS['load']:<16} {len(frames)} frames")
     while True:  # --skip-bad: a frame that cannot be registered is left out, and again
@@ -180,6 +181,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 result = find_moving_objects(
                     frames,
                     config=config,
+                    template=template,
                     progress=progress,
                     timings={"load": time.perf_counter() - t0},
                     keep_differences=args.cutouts is not None,
@@ -283,9 +285,11 @@ def _field_centre(result) -> tuple[float, float] | None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from detectors import io
-    from detectors.simulate import simulate_field
+    from detectors.simulate import TemplateNight, simulate_field
 
     if args.real_orbits:
+        if args.template_frames:
+            raise InputError("--template-frames: not available with --real-orbits")
         return _simulate_with_orbits(args)
 
     field = simulate_field(
@@ -295,11 +299,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         n_objects=args.objects,
         snr_range=(args.snr_min, args.snr_max),
         rate_range=(args.rate_min, args.rate_max),
+        template=TemplateNight(frames=args.template_frames) if args.template_frames else None,
     )
     frames_dir, truth = io.write_simulated_field(field, args.outdir)
     err_console.print(
         f"{len(field.frames)} frames in {frames_dir}, truth ({len(field.truth['objects'])} "
         f"moving objects) in {truth}"
+        + (
+            f", {len(field.template)} template frames in {args.outdir / 'template'}"
+            if field.template
+            else ""
+        )
     )
     return 0
 
@@ -585,6 +595,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_report_people(d)
     _add_settings(d, "detect")
+    d.add_argument(
+        "--template",
+        nargs="+",
+        metavar="PATH",
+        help="frames of the same field from another night, or one deep coadd (FITS with WCS; "
+        "files, folders or globs): subtracted instead of the night's own median, so slow "
+        "movers are not subtracted with it",
+    )
     d.add_argument("--bias", type=Path, help="master bias FITS to subtract")
     d.add_argument("--flat", type=Path, help="master flat FITS to divide by")
     d.add_argument(
@@ -623,6 +641,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--catalogued", type=float, default=0.5, help="share of orbit movers in MPCORB.DAT (0.5)"
+    )
+    s.add_argument(
+        "--template-frames",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also write K frames of the field from the night before, with the movers where "
+        "they were then, into OUTDIR/template/ (for detect --template; 0: none)",
     )
     s.set_defaults(func=cmd_simulate)
 
