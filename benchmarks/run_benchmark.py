@@ -33,6 +33,16 @@ an ideal search's (findable when ``SNR * sqrt(N) >= --ideal-threshold``), the
 SNR at 50 % of both, completeness by rate, and the faint search's
 trajectories per second. When a GPU is available (and ``--no-gpu`` is not
 given) the same fields are searched again with ``--device gpu``.
+
+``--template K`` (issue "Depth and speed: templates from another night")
+also simulates K frames of each field from the night before (pointing off by
+a few pixels, rotated, the movers where they were then; `TemplateNight`) and
+passes them to ``detect --template``; the depth report then adds, per rate
+class, the SNR at 50 % completeness beside an ideal stack's with that
+template (``SNR * sqrt(N) / sqrt(1 + N / (K N))`` noise of a K-frame
+template) and the same-night ideal::
+
+    python benchmarks/run_benchmark.py --depth --template 10 --seeds 1 2 3 4 5
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +80,12 @@ from detectors.score import (  # noqa: E402
     snr_at_50pct,
     summarize,
 )
-from detectors.simulate import RealTraits, SimulatedField, simulate_field  # noqa: E402
+from detectors.simulate import (  # noqa: E402
+    RealTraits,
+    SimulatedField,
+    TemplateNight,
+    simulate_field,
+)
 
 BARS = {
     "completeness_snr_ge_5": 0.95,
@@ -93,6 +109,10 @@ AT_LEAST = {"completeness_snr_ge_5", "completeness_snr_4_5", "trajectories_per_s
 DEFAULT_SNR_RANGE, DEFAULT_RATE_RANGE = (2.0, 12.0), (1.0, 150.0)
 DEPTH_SNR_RANGE, DEPTH_RATE_RANGE = (1.5, 6.0), (1.0, 60.0)
 DEPTH_RATE_EDGES = (4.0, 15.0)  # slow movers self-subtract from a median template
+# --template K: the night before, pointed a little off and turned (within the stars drawn).
+TEMPLATE_NIGHT = {"days": -1.0, "offset_px": (7.0, -5.0), "rotation_deg": 0.2}
+# --depth --template: per-frame SNR at 50 % in every rate class.
+TEMPLATE_BARS = {"snr_at_50pct_per_rate_class": 2.5, "false_tracks_per_field": 1.0}
 # BENCHMARK.md's stages, from the keys of run.timings_s.
 STAGES = {
     "load+align": ("load", "align"),
@@ -290,6 +310,14 @@ def _parser() -> argparse.ArgumentParser:
         help="faint-search depth: faint search on, SNR 1.5-6, 1-60 arcsec/h searched exactly",
     )
     p.add_argument("--faint", action="store_true", help="run the faint search (omit --no-faint)")
+    p.add_argument(
+        "--template",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also simulate K frames of each field from the night before and search with "
+        "detect --template (0: none, the same-night template)",
+    )
     real = p.add_argument_group("real-sequence traits (detectors.simulate.RealTraits)")
     real.add_argument(
         "--warm-pixels", action="store_true", help="3 warm pixels per 1e4 at 3-30 sigma"
@@ -388,6 +416,10 @@ def _write_field(field: SimulatedField, outdir: Path) -> tuple[Path, Path]:
         shutil.rmtree(frames_dir)  # no stale frames from a run with other settings
     for name, data, header in field.frames:
         write_fits(frames_dir / name, data, header)
+    if (outdir / "template").exists():
+        shutil.rmtree(outdir / "template")
+    for name, data, header in field.template:
+        write_fits(outdir / "template" / name, data, header)
     return frames_dir, write_json(outdir / "truth.json", field.truth)
 
 
@@ -447,9 +479,13 @@ def _run_field(
         if args.smallsat
         else "".join(f"_{t}" for t in traits)
     )
+    tag += f"_tpl{args.template}" if args.template else ""
     outdir = workdir / f"s{seed}_{args.size}px_{args.frames}f{'_depth' if args.depth else ''}{tag}"
-    field = simulate_field(seed=seed, **_field_settings(args, traits))
+    night = TemplateNight(frames=args.template, **TEMPLATE_NIGHT) if args.template else None
+    field = simulate_field(seed=seed, **_field_settings(args, traits), template=night)
     frames_dir, _ = _write_field(field, outdir)
+    if field.template:
+        tail = [*tail, "--template", str(outdir / "template")]
     return _detect_field(
         seed, field.truth, frames_dir, outdir, args=args, command=command, tail=tail
     )
@@ -537,6 +573,8 @@ def _rerun_field(
     """Detect (timed) and score a field `_run_field` wrote, again, with other arguments."""
     outdir = Path(run["workdir"])
     truth = json.loads((outdir / "truth.json").read_text())
+    if (outdir / "template").is_dir():
+        tail = [*tail, "--template", str(outdir / "template")]
     return _detect_field(
         run["seed"],
         truth,
@@ -802,6 +840,7 @@ def _print_report(
             console.print(f"seed {run['seed']}: {run['trajectories_per_s']:.3g} trajectories/s")
     if depth is not None:
         _print_depth(depth)
+        _print_rate_classes(depth, depth["template"])
     verdict = Table(title="Bars" if gpu_bars is None else "Bars (CPU | GPU)")
     for col in ("bar", "limit", "value", "result"):
         verdict.add_column(col, justify="right")
@@ -844,6 +883,7 @@ def _depth_figures(
         "ideal_snr_limit": threshold / math.sqrt(n),
         "snr_range": list(args.snr_range),
         "rate_range": list(args.rate_range),
+        "template": args.template,
         "devices": {},
     }
     for device, (dev_runs, dev_scores) in devices.items():
@@ -866,6 +906,7 @@ def _depth_figures(
         n_fields = len(dev_scores)
         out["devices"][device] = {
             "fields": n_fields,
+            "rate_classes": _rate_classes(dev_scores, rate_bins, rate_labels, args),
             "snr_bins": fine,
             "rate_bins": by_rate,
             "snr_at_50pct": ours,
@@ -899,6 +940,80 @@ def _depth_figures(
             "peak_rss_mb": max((r["peak_rss_mb"] for r in good), default=None),
         }
     return out
+
+
+def _rate_classes(
+    scores: list[FieldScore],
+    rate_bins: list[tuple[float, float]],
+    labels: list[str],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """Per rate class: SNR at 50 % completeness, ours, the ideal's, and with a template."""
+    n, threshold = args.frames, args.ideal_threshold
+    # An ideal stack against a K-frame template from another night: the
+    # template's noise adds 1/K of a frame's variance to every difference.
+    penalty = math.sqrt(1.0 + 1.0 / args.template) if args.template else None
+    out = []
+    for label, (lo, hi) in zip(labels, rate_bins, strict=True):
+        subset = [
+            replace(s, objects=[o for o in s.objects if lo <= o.rate_arcsec_per_hour < hi])
+            for s in scores
+        ]
+        fine = completeness_by(subset, DEPTH_SNR_BINS, n_frames=n, ideal_threshold=threshold)
+        ours, bound = snr_at_50pct(fine)
+        ideal, _ = snr_at_50pct(fine, key="ideal_completeness")
+        night, night_bound = snr_at_50pct(fine, key="same_night_completeness")
+        present = sum(b["present"] for b in fine)
+        recovered = sum(b["recovered"] for b in fine)
+        out.append(
+            {
+                "label": label,
+                "present": present,
+                "recovered": recovered,
+                "snr_at_50pct": ours,
+                "snr_at_50pct_bound": bound,
+                "ideal_snr_at_50pct": ideal,
+                "ideal_with_template_snr_at_50pct": None
+                if ideal is None or penalty is None
+                else ideal * penalty,
+                "same_night_snr_at_50pct": night,
+                "same_night_snr_at_50pct_bound": night_bound,
+            }
+        )
+    return out
+
+
+def _print_rate_classes(depth: dict[str, Any], template: int) -> None:
+    """SNR at 50 % per rate class, beside the ideal stack's with and without a template."""
+    cpu = depth["devices"]["cpu"]
+    bound = {"below": "<=", "above": ">"}
+    title = (
+        f"Depth: per-frame SNR at 50% by rate class, {template}-frame template from another night"
+        if template
+        else "Depth: per-frame SNR at 50% by rate class, same-night template"
+    )
+    table = Table(title=title)
+    for col in ('rate "/h', "rec/present", "ours", "ideal", "ideal+template", "same night"):
+        table.add_column(col, justify="right")
+    for c in cpu["rate_classes"]:
+        table.add_row(
+            c["label"],
+            f"{c['recovered']}/{c['present']}",
+            bound.get(c["snr_at_50pct_bound"], "") + _fmt(c["snr_at_50pct"]),
+            _fmt(c["ideal_snr_at_50pct"]),
+            _fmt(c["ideal_with_template_snr_at_50pct"]),
+            bound.get(c["same_night_snr_at_50pct_bound"], "") + _fmt(c["same_night_snr_at_50pct"]),
+        )
+    console.print(table)
+    if template:
+        worst = [c["snr_at_50pct"] for c in cpu["rate_classes"]]
+        limit = TEMPLATE_BARS["snr_at_50pct_per_rate_class"]
+        passed = all(v is not None and v <= limit for v in worst)
+        console.print(
+            f"Depth with template: SNR at 50% <= {limit:g} in every rate class: {_verdict(passed)}; "
+            f"false tracks/field {_fmt(cpu['false_tracks_per_field'])} "
+            f"(bar <= {TEMPLATE_BARS['false_tracks_per_field']:g})"
+        )
 
 
 def _print_depth(depth: dict[str, Any]) -> None:
