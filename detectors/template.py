@@ -44,6 +44,7 @@ __all__ = [
     "exclusion_templates",
     "reference_template",
     "same_night_info",
+    "separable_gap",
 ]
 
 #: Fewest of the reference grid's pixels a template file must cover.
@@ -344,21 +345,25 @@ def _limiting_mag(zero_point: float | None, rms: float, sigma: float) -> float |
 
 
 def exclusion_templates(
-    mjd: np.ndarray, *, rate_px_per_day: float, min_frames: int = 4
+    mjd: np.ndarray, *, rate_px_per_day: float, min_frames: int | None = None
 ) -> TemplateBuilder:
     """Per-frame templates from frames where a mover has left its own PSF.
 
     Frame ``i``'s template is the median of the frames ``j`` with
-    ``|t_j - t_i| * rate >= 1.5 FWHM``; a frame with fewer than
-    ``min_frames`` such frames keeps the median of all frames (today's
-    template), so nothing gets noisier than it needs to be.
+    ``|t_j - t_i| * rate >= 1.5 FWHM``. The rate is the slowest searched
+    one, or - when a night is too short for that to leave any frame enough
+    others - the slowest rate at which every frame keeps ``min_frames``
+    (default half the frames, at least 3): slower movers are then still
+    partly subtracted, faster ones not at all, and no template is made of
+    so few frames that its noise costs the fast movers more than the
+    median did. A frame left with fewer keeps the median of all.
 
     Parameters
     ----------
     mjd : ndarray, shape (N,)
         Mid-exposure UTC MJD of each frame.
     rate_px_per_day : float, keyword-only
-        The slowest rate to keep clear of itself, pixels per day.
+        The slowest searched rate, pixels per day.
     min_frames : int, keyword-only
 
     Returns
@@ -367,14 +372,18 @@ def exclusion_templates(
         One template per frame (N, H, W), no extra variance (the seam of
         `detectors.difference.difference_frames`).
     """
+    mjd = np.asarray(mjd, dtype=float)
+    keep = max(3, mjd.size // 2) if min_frames is None else min_frames
 
     def build(subs: Array, everything: Array, fwhm: float) -> tuple[Array, Array | None]:
-        sets = exclusion_sets(mjd, rate_px_per_day=rate_px_per_day, fwhm_px=fwhm)
+        gap = separable_gap(mjd, keep)
+        rate = max(rate_px_per_day, 1.5 * fwhm / gap) if gap > 0 else rate_px_per_day
+        sets = exclusion_sets(mjd, rate_px_per_day=rate, fwhm_px=fwhm)
         xp = get_xp(subs)
         out = xp.empty_like(subs)
         cache: dict[tuple[int, ...], Array] = {}
         for i, far in enumerate(sets):
-            if len(far) < min_frames:
+            if len(far) < keep:
                 out[i] = everything
                 continue
             key = tuple(far)
@@ -384,6 +393,14 @@ def exclusion_templates(
         return out, None
 
     return build
+
+
+def separable_gap(mjd: np.ndarray, min_frames: int) -> float:
+    """The longest time (days) every frame has ``min_frames`` frames at least that far from it."""
+    dt = np.sort(np.abs(mjd[:, None] - mjd[None, :]), axis=1)[:, ::-1]
+    if min_frames < 1 or min_frames > mjd.size - 1:
+        return 0.0
+    return float(dt[:, min_frames - 1].min())
 
 
 def exclusion_sets(mjd: np.ndarray, *, rate_px_per_day: float, fwhm_px: float) -> list[list[int]]:

@@ -22,6 +22,7 @@ from detectors.template import (
     exclusion_sets,
     exclusion_templates,
     reference_template,
+    separable_gap,
 )
 from detectors.types import Frame
 
@@ -263,6 +264,19 @@ def test_exclusion_templates_leave_out_the_frames_near_each_one():
     # With too few far frames a frame keeps the median of all.
     strict = exclusion_templates(mjd, rate_px_per_day=240.0, min_frames=6)
     assert np.array_equal(strict(subs, median, 3.0)[0][2], median)
+
+
+def test_a_short_night_excludes_at_the_slowest_rate_that_leaves_half_the_frames():
+    mjd = 60000.0 + np.arange(10) * 15 / 1440
+    # Frame 4 (1 h in) has 5 frames at least 0.75 h away (0, 1, 7, 8, 9), no more.
+    assert separable_gap(mjd, 5) * 24 == pytest.approx(0.75)
+    subs = np.zeros((10, 4, 4), dtype=np.float32)
+    subs[:, 1, 1] = np.arange(10.0)
+    build = exclusion_templates(mjd, rate_px_per_day=1.0)  # far too slow for any frame
+    templates, _ = build(subs, np.median(subs, axis=0), 3.0)
+    # Frame 0 leaves out the frames within 0.75 h of it (0-2): the median of 3..9.
+    assert templates[0, 1, 1] == pytest.approx(6.0)
+    assert templates[9, 1, 1] == pytest.approx(3.0)
 
 
 def test_simulated_template_night_holds_the_stars_and_the_movers_where_they_were():
