@@ -398,6 +398,8 @@ def simulate_field(
 
     def sky_at(k: int, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         gy, gx = gradients[k]
+        # Movers of a template night may be far off the chip: the sky at its edge.
+        y, x = np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)
         return sky[k] * (1.0 + gy * (y - centre[0]) / height + gx * (x - centre[1]) / width)
 
     star_ra, star_dec, star_flux_e = _stars(
