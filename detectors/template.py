@@ -29,7 +29,7 @@ from types import ModuleType
 import numpy as np
 
 from .align import coarse_grid, coarse_pixel_map, resample
-from .backend import Array, get_ndimage, get_xp, to_numpy
+from .backend import Array, get_ndimage, get_xp, map_frames, to_numpy
 from .difference import TemplateBuilder, _aperture_flux, _flux_scale, _psf_sigma, measure_stars
 from .errors import InputError
 from .masks import frame_masks
@@ -122,8 +122,8 @@ def cosmic_ray_mask(image: Array, rms: float, *, grow: int = 1) -> Array:
 
 def _grid_map(
     frame: Frame, reference: Frame, ref_stars: np.ndarray, native: np.ndarray, bad: np.ndarray
-) -> tuple[Registration, float]:
-    """Where each reference pixel falls in a template frame, and the share it covers."""
+) -> Registration:
+    """Where each reference pixel falls in a template frame (refused when it covers too little)."""
     if frame.wcs is None or reference.wcs is None:
         missing = frame.name if frame.wcs is None else f"the reference frame {reference.name}"
         raise InputError(
@@ -165,7 +165,7 @@ def _grid_map(
         stars=np.array([len(used)]),
         rms_px=np.array([rms]),
     )
-    return registration, coverage
+    return registration
 
 
 def reference_template(
@@ -213,23 +213,21 @@ def reference_template(
     masks = frame_masks(frames, native, xp)
     stack = xp.full((len(frames), *shape), xp.nan, dtype=xp.float32)
     noise = np.ones(len(frames))
-    coverage = np.zeros(len(frames))
-    for k, frame in enumerate(frames):
-        image, bad = native[k], masks[k]
+
+    def place(k: int) -> None:
+        frame, image, bad = frames[k], native[k], masks[k]
         background, rms_map = box_background(xp.where(bad, xp.nan, image))
         image = image - background
-        rms = float(xp.median(rms_map))
-        bad = bad | cosmic_ray_mask(xp.where(bad, xp.nan, image), rms)
-        registration, coverage[k] = _grid_map(
-            frame, reference, ref_stars, to_numpy(image), to_numpy(bad)
-        )
+        noise[k] = float(xp.median(rms_map))
+        bad = bad | cosmic_ray_mask(xp.where(bad, xp.nan, image), noise[k])
+        registration = _grid_map(frame, reference, ref_stars, to_numpy(image), to_numpy(bad))
         ys, xs = registration.dense(0, shape)
         if frame.shape == shape and registration.method[0] == "wcs" and _same(ys, xs):
-            moved = xp.where(bad, xp.nan, image)
+            stack[k] = xp.where(bad, xp.nan, image)
         else:
-            moved, _ = resample(image, bad, ys, xs, xp)
-        stack[k] = moved
-        noise[k] = rms
+            stack[k] = resample(image, bad, ys, xs, xp)[0]
+
+    map_frames(place, len(frames), xp)
     stars = measure_stars(ref_sub, ref_rms)
     sigma_ref = _psf_sigma(ref_sub, stars, psf_sigma_guess)
     if stars.x.size >= 5:
