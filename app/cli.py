@@ -338,9 +338,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
         return 2
     body = {"ra": args.ra, "dec": args.dec, "source": args.source, **_settings(args, "request")}
-    for name in ("path", "start", "end", "observatory", "known"):
+    for name in ("path", "template_path", "start", "end", "observatory", "known"):
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
+    if args.survey_reference:
+        body["survey_reference"] = True
     key = get_settings().api_key
     headers = {"X-API-Key": key} if key else None
     console = Console(stderr=True)
@@ -667,6 +669,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="frame source: auto (best real survey), simulated, local, ztf, tess (auto)",
     )
     q.add_argument("--path", help="folder or glob, for --source local")
+    q.add_argument(
+        "--template-path",
+        help="folder or glob of frames of the field from another night, for --source local",
+    )
+    q.add_argument(
+        "--survey-reference",
+        action="store_true",
+        help="--source ztf: subtract ZTF's reference image instead of the night's median",
+    )
     q.add_argument("--start", type=_utc, help="time window start, ISO UTC (e.g. 2024-03-01)")
     q.add_argument("--end", type=_utc, help="time window end, ISO UTC")
     q.add_argument("--observatory", help="MPC observatory code for the reports")

@@ -177,3 +177,14 @@ def test_search_refuses_a_window_before_the_survey(client):
     )
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"] == ["body", "end"]
+
+
+def test_search_refuses_a_template_path_outside_the_allowed_folders(client, settings, tmp_path):
+    for name, data, header in ztf_field(150.1, 20.2).frames[:3]:
+        io.write_fits(tmp_path / "local" / "night" / name, data, header)
+    body = {"ra": 150.1, "dec": 20.2, "source": "local", "path": str(tmp_path / "local" / "night")}
+    answer = client.post("/search", json={**body, "template_path": "/etc"})
+    assert answer.status_code == 422
+    detail = answer.json()["detail"][0]
+    assert detail["loc"] == ["body", "template_path"]
+    assert "outside the allowed folders" in detail["msg"] and "/etc" in detail["msg"]
