@@ -54,7 +54,7 @@ MIN_COVERAGE = 0.5
 MISMATCH_PX = 0.5
 #: Weight of the extended mismatch (its PSF-smoothed, binned, median-filtered
 #: amplitude underestimates what the matched filter picks up along an arc).
-MISMATCH_EXTENDED = 2.0
+MISMATCH_EXTENDED = 3.0
 #: Template extended light (16-pixel background) above this many of its own
 #: robust sigmas marks halos and ghosts, where the night's median may differ.
 _HALO_SIGMA = 5.0
