@@ -28,7 +28,7 @@ from types import ModuleType
 
 import numpy as np
 
-from .align import coarse_grid, coarse_pixel_map, resample
+from .align import _is_identity, coarse_grid, coarse_pixel_map, resample
 from .backend import Array, get_ndimage, get_xp, map_frames, to_numpy
 from .difference import TemplateBuilder, _aperture_flux, _flux_scale, _psf_sigma, measure_stars
 from .errors import InputError
@@ -41,7 +41,9 @@ __all__ = [
     "MIN_COVERAGE",
     "ReferenceTemplate",
     "cosmic_ray_mask",
+    "exclusion_sets",
     "exclusion_templates",
+    "mismatch_variance",
     "reference_template",
     "same_night_info",
     "separable_gap",
@@ -222,7 +224,7 @@ def reference_template(
         bad = bad | cosmic_ray_mask(xp.where(bad, xp.nan, image), noise[k])
         registration = _grid_map(frame, reference, ref_stars, to_numpy(image), to_numpy(bad))
         ys, xs = registration.dense(0, shape)
-        if frame.shape == shape and registration.method[0] == "wcs" and _same(ys, xs):
+        if frame.shape == shape and registration.method[0] == "wcs" and _is_identity(ys, xs):
             stack[k] = xp.where(bad, xp.nan, image)
         else:
             stack[k] = resample(image, bad, ys, xs, xp)[0]
@@ -307,12 +309,6 @@ def _level(image: Array, xp: ModuleType) -> Array:
     """The frame minus its median sky (a rough level for masks and star finding)."""
     sample = image[::4, ::4]
     return image - xp.median(sample[xp.isfinite(sample)])
-
-
-def _same(ys: np.ndarray, xs: np.ndarray) -> bool:
-    h, w = ys.shape
-    yy, xx = np.mgrid[0:h:97, 0:w:97]
-    return bool(np.max(np.abs(ys[yy, xx] - yy)) < 1e-3 and np.max(np.abs(xs[yy, xx] - xx)) < 1e-3)
 
 
 def _combine(stack: Array, noise: np.ndarray, xp: ModuleType) -> Array:
