@@ -287,6 +287,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from detectors import io
     from detectors.simulate import TemplateNight, simulate_field
 
+    if args.template_frames < 0:
+        raise InputError(f"--template-frames: give 0 or more frames, not {args.template_frames}")
     if args.real_orbits:
         if args.template_frames:
             raise InputError("--template-frames: not available with --real-orbits")

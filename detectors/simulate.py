@@ -498,6 +498,8 @@ def simulate_field(
         obj_mag=zero_point - 2.5 * np.log10(obj_flux_e / gain),
     )
     field = SimulatedField(frames=frames, truth=truth)
+    if template is not None and template.frames < 0:
+        raise ValueError(f"template.frames={template.frames}: give 0 or more frames")
     if template is not None and template.frames > 0:
         if place_movers is not None:
             raise ValueError("template: a template night is not simulated for movers on orbits")

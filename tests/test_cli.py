@@ -751,3 +751,9 @@ def test_a_template_that_is_not_fits_is_named_in_one_line(simulated, tmp_path):
     assert proc.returncode == 2
     assert "template tpl.fits" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_negative_template_frames_is_one_line(tmp_path):
+    proc = run_cli("simulate", tmp_path / "sim", "--size", 128, "--template-frames", -2)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --template-frames: give 0 or more frames, not -2"
