@@ -172,6 +172,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     frames, skipped = list(loaded.frames), list(loaded.skipped)
     io.check_frames(frames, skipped=skipped)
     reference, info = _report_info(args, frames, settings)
+    template = io.load_template(io.expand_paths(args.template)) if args.template else None
     if show:
         err_console.print(f"{STAGE_LABELS['load']:<16} {len(frames)} frames")
     while True:  # --skip-bad: a frame that cannot be registered is left out, and again
@@ -180,6 +181,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 result = find_moving_objects(
                     frames,
                     config=config,
+                    template=template,
                     progress=progress,
                     timings={"load": time.perf_counter() - t0},
                     keep_differences=args.cutouts is not None,
@@ -283,9 +285,13 @@ def _field_centre(result) -> tuple[float, float] | None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from detectors import io
-    from detectors.simulate import simulate_field
+    from detectors.simulate import TemplateNight, simulate_field
 
+    if args.template_frames < 0:
+        raise InputError(f"--template-frames: give 0 or more frames, not {args.template_frames}")
     if args.real_orbits:
+        if args.template_frames:
+            raise InputError("--template-frames: not available with --real-orbits")
         return _simulate_with_orbits(args)
 
     field = simulate_field(
@@ -295,11 +301,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         n_objects=args.objects,
         snr_range=(args.snr_min, args.snr_max),
         rate_range=(args.rate_min, args.rate_max),
+        template=TemplateNight(frames=args.template_frames) if args.template_frames else None,
     )
     frames_dir, truth = io.write_simulated_field(field, args.outdir)
     err_console.print(
         f"{len(field.frames)} frames in {frames_dir}, truth ({len(field.truth['objects'])} "
         f"moving objects) in {truth}"
+        + (
+            f", {len(field.template)} template frames in {args.outdir / 'template'}"
+            if field.template
+            else ""
+        )
     )
     return 0
 
@@ -328,9 +340,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
         return 2
     body = {"ra": args.ra, "dec": args.dec, "source": args.source, **_settings(args, "request")}
-    for name in ("path", "start", "end", "observatory", "known"):
+    for name in ("path", "template_path", "start", "end", "observatory", "known"):
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
+    if args.survey_reference:
+        body["survey_reference"] = True
     key = get_settings().api_key
     headers = {"X-API-Key": key} if key else None
     console = Console(stderr=True)
@@ -585,6 +599,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_report_people(d)
     _add_settings(d, "detect")
+    d.add_argument(
+        "--template",
+        nargs="+",
+        metavar="PATH",
+        help="frames of the same field from another night, or one deep coadd (FITS with WCS; "
+        "files, folders or globs): subtracted instead of the night's own median, so slow "
+        "movers are not subtracted with it",
+    )
     d.add_argument("--bias", type=Path, help="master bias FITS to subtract")
     d.add_argument("--flat", type=Path, help="master flat FITS to divide by")
     d.add_argument(
@@ -624,6 +646,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--catalogued", type=float, default=0.5, help="share of orbit movers in MPCORB.DAT (0.5)"
     )
+    s.add_argument(
+        "--template-frames",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also write K frames of the field from the night before, with the movers where "
+        "they were then, into OUTDIR/template/ (for detect --template; 0: none)",
+    )
     s.set_defaults(func=cmd_simulate)
 
     q = sub.add_parser(
@@ -641,6 +671,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="frame source: auto (best real survey), simulated, local, ztf, tess (auto)",
     )
     q.add_argument("--path", help="folder or glob, for --source local")
+    q.add_argument(
+        "--template-path",
+        help="folder or glob of frames of the field from another night, for --source local",
+    )
+    q.add_argument(
+        "--survey-reference",
+        action="store_true",
+        help="--source ztf: subtract ZTF's reference image instead of the night's median",
+    )
     q.add_argument("--start", type=_utc, help="time window start, ISO UTC (e.g. 2024-03-01)")
     q.add_argument("--end", type=_utc, help="time window end, ISO UTC")
     q.add_argument("--observatory", help="MPC observatory code for the reports")

@@ -224,6 +224,7 @@ def download(ctx: Context, job_id: str) -> None:
                 "cache_key": result.cache_key,
                 "cache_hit": result.cache_hit,
                 "skipped": [list(s) for s in result.skipped],
+                "template": [str(p) for p in result.template],
             },
         )
         stage.finish()
@@ -273,6 +274,13 @@ def _read_manifest(ctx: Context, job_id: str) -> list[Path]:
     return [Path(p) for p in json.loads(manifest.read_text())["files"]]
 
 
+def _template_frames(ctx: Context, job_id: str) -> list | None:
+    """The template the source delivered (another night, a survey reference), or None."""
+    manifest = _paths(ctx, job_id)["raw"].parent / "manifest.json"
+    paths = [Path(p) for p in json.loads(manifest.read_text()).get("template", [])]
+    return io.load_template(paths) if paths else None
+
+
 def _frame_paths(paths: list[Path], frames: list) -> list[Path]:
     by_name = {p.name: p for p in paths}
     return [by_name[f.name] for f in frames]
@@ -298,9 +306,11 @@ def fast(ctx: Context, job_id: str) -> None:
     with ctx.sessions() as session:
         stage = _Stage(ctx, session, job_id, "fast")
         frames = _registered_frames(session, job_id)
+        template = _template_frames(ctx, job_id)
         result = fast_detect(
             frames,
             config=_config(ctx.settings, stage.job.params),
+            template=template,
             progress=stage.engine_progress(),
         )
         io.save_fast_result(_paths(ctx, job_id)["work"] / "fast.npz", result)

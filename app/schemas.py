@@ -74,6 +74,19 @@ class SearchRequest(BaseModel):
     path: str | None = Field(
         None, max_length=4096, strict=True, description="folder or glob, for source 'local'"
     )
+    template_path: str | None = Field(
+        None,
+        max_length=4096,
+        strict=True,
+        description="folder or glob of frames of the same field from another night (or one "
+        "deep coadd), subtracted instead of the night's own median, for source 'local'",
+    )
+    survey_reference: bool = Field(
+        False,
+        strict=True,
+        description="source 'ztf': subtract ZTF's reference image of the field and filter "
+        "instead of the night's own median",
+    )
     start: dt.datetime | None = Field(None, description="time window start (UTC)")
     end: dt.datetime | None = Field(None, description="time window end (UTC)")
     rate_min: float = _setting("rate_min")
@@ -93,7 +106,7 @@ class SearchRequest(BaseModel):
         "(default: the settings'; simulated fields: none)",
     )
 
-    @field_validator("path")
+    @field_validator("path", "template_path")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         if value is not None and any(ord(c) < 32 for c in value):

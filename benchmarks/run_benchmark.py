@@ -33,6 +33,16 @@ an ideal search's (findable when ``SNR * sqrt(N) >= --ideal-threshold``), the
 SNR at 50 % of both, completeness by rate, and the faint search's
 trajectories per second. When a GPU is available (and ``--no-gpu`` is not
 given) the same fields are searched again with ``--device gpu``.
+
+``--template K`` (issue "Depth and speed: templates from another night")
+also simulates K frames of each field from the night before (pointing off by
+a few pixels, rotated, the movers where they were then; `TemplateNight`) and
+passes them to ``detect --template``; the depth report then adds, per rate
+class, the SNR at 50 % completeness beside an ideal stack's with that
+template (`template_efficiency`: the template's noise is common to every
+frame, so it adds coherently along a slow motion) and the same-night ideal::
+
+    python benchmarks/run_benchmark.py --depth --template 10 --seeds 1 2 3 4 5
 """
 
 from __future__ import annotations
@@ -48,10 +58,12 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -69,7 +81,12 @@ from detectors.score import (  # noqa: E402
     snr_at_50pct,
     summarize,
 )
-from detectors.simulate import RealTraits, SimulatedField, simulate_field  # noqa: E402
+from detectors.simulate import (  # noqa: E402
+    RealTraits,
+    SimulatedField,
+    TemplateNight,
+    simulate_field,
+)
 
 BARS = {
     "completeness_snr_ge_5": 0.95,
@@ -93,6 +110,10 @@ AT_LEAST = {"completeness_snr_ge_5", "completeness_snr_4_5", "trajectories_per_s
 DEFAULT_SNR_RANGE, DEFAULT_RATE_RANGE = (2.0, 12.0), (1.0, 150.0)
 DEPTH_SNR_RANGE, DEPTH_RATE_RANGE = (1.5, 6.0), (1.0, 60.0)
 DEPTH_RATE_EDGES = (4.0, 15.0)  # slow movers self-subtract from a median template
+# --template K: the night before, pointed a little off and turned (within the stars drawn).
+TEMPLATE_NIGHT = {"days": -1.0, "offset_px": (7.0, -5.0), "rotation_deg": 0.2}
+# --depth --template: per-frame SNR at 50 % in every rate class.
+TEMPLATE_BARS = {"snr_at_50pct_per_rate_class": 2.5, "false_tracks_per_field": 1.0}
 # BENCHMARK.md's stages, from the keys of run.timings_s.
 STAGES = {
     "load+align": ("load", "align"),
@@ -290,6 +311,14 @@ def _parser() -> argparse.ArgumentParser:
         help="faint-search depth: faint search on, SNR 1.5-6, 1-60 arcsec/h searched exactly",
     )
     p.add_argument("--faint", action="store_true", help="run the faint search (omit --no-faint)")
+    p.add_argument(
+        "--template",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also simulate K frames of each field from the night before and search with "
+        "detect --template (0: none, the same-night template)",
+    )
     real = p.add_argument_group("real-sequence traits (detectors.simulate.RealTraits)")
     real.add_argument(
         "--warm-pixels", action="store_true", help="3 warm pixels per 1e4 at 3-30 sigma"
@@ -388,6 +417,10 @@ def _write_field(field: SimulatedField, outdir: Path) -> tuple[Path, Path]:
         shutil.rmtree(frames_dir)  # no stale frames from a run with other settings
     for name, data, header in field.frames:
         write_fits(frames_dir / name, data, header)
+    if (outdir / "template").exists():
+        shutil.rmtree(outdir / "template")
+    for name, data, header in field.template:
+        write_fits(outdir / "template" / name, data, header)
     return frames_dir, write_json(outdir / "truth.json", field.truth)
 
 
@@ -447,9 +480,13 @@ def _run_field(
         if args.smallsat
         else "".join(f"_{t}" for t in traits)
     )
+    tag += f"_tpl{args.template}" if args.template else ""
     outdir = workdir / f"s{seed}_{args.size}px_{args.frames}f{'_depth' if args.depth else ''}{tag}"
-    field = simulate_field(seed=seed, **_field_settings(args, traits))
+    night = TemplateNight(frames=args.template, **TEMPLATE_NIGHT) if args.template else None
+    field = simulate_field(seed=seed, **_field_settings(args, traits), template=night)
     frames_dir, _ = _write_field(field, outdir)
+    if field.template:
+        tail = [*tail, "--template", str(outdir / "template")]
     return _detect_field(
         seed, field.truth, frames_dir, outdir, args=args, command=command, tail=tail
     )
@@ -537,6 +574,8 @@ def _rerun_field(
     """Detect (timed) and score a field `_run_field` wrote, again, with other arguments."""
     outdir = Path(run["workdir"])
     truth = json.loads((outdir / "truth.json").read_text())
+    if (outdir / "template").is_dir():
+        tail = [*tail, "--template", str(outdir / "template")]
     return _detect_field(
         run["seed"],
         truth,
@@ -802,6 +841,7 @@ def _print_report(
             console.print(f"seed {run['seed']}: {run['trajectories_per_s']:.3g} trajectories/s")
     if depth is not None:
         _print_depth(depth)
+        _print_rate_classes(depth, depth["template"])
     verdict = Table(title="Bars" if gpu_bars is None else "Bars (CPU | GPU)")
     for col in ("bar", "limit", "value", "result"):
         verdict.add_column(col, justify="right")
@@ -844,6 +884,7 @@ def _depth_figures(
         "ideal_snr_limit": threshold / math.sqrt(n),
         "snr_range": list(args.snr_range),
         "rate_range": list(args.rate_range),
+        "template": args.template,
         "devices": {},
     }
     for device, (dev_runs, dev_scores) in devices.items():
@@ -866,6 +907,7 @@ def _depth_figures(
         n_fields = len(dev_scores)
         out["devices"][device] = {
             "fields": n_fields,
+            "rate_classes": _rate_classes(dev_runs, dev_scores, rate_bins, rate_labels, args),
             "snr_bins": fine,
             "rate_bins": by_rate,
             "snr_at_50pct": ours,
@@ -899,6 +941,135 @@ def _depth_figures(
             "peak_rss_mb": max((r["peak_rss_mb"] for r in good), default=None),
         }
     return out
+
+
+def template_efficiency(rate_px_per_day: float, mjd: Any, sigma_px: Any, k: int) -> float:
+    """Fraction of ``SNR * sqrt(N)`` an ideal stack keeps against a K-frame template.
+
+    The template (mean of K frames as deep as one of the N) is the same
+    image under every frame: where the object's positions overlap, its
+    noise adds coherently. Stacked SNR is ``SNR * N / sqrt(N + sum_jk rho_jk
+    / K)`` with ``rho_jk`` the PSF overlap at the object's separation (as in
+    `detectors.score.same_night_efficiency`): ``1 / sqrt(1 + N / K)`` for an
+    object that stays put, ``1 / sqrt(1 + 1 / K)`` for a fast one.
+    """
+    mjd, sigma_px = np.asarray(mjd, dtype=float), np.asarray(sigma_px, dtype=float)
+    n = len(mjd)
+    d2 = (rate_px_per_day * (mjd[:, None] - mjd[None, :])) ** 2
+    rho = np.exp(-d2 / (2 * (sigma_px[:, None] ** 2 + sigma_px[None, :] ** 2)))
+    return math.sqrt(n / (n + rho.sum() / k))
+
+
+def _with_template_efficiency(score: FieldScore, truth: dict[str, Any], k: int) -> FieldScore:
+    """The score with each object's ideal efficiency against a K-frame template.
+
+    Stored in ``same_night_efficiency``, so `completeness_by` counts the
+    objects an ideal stack with that template finds as ``same_night``.
+    """
+    mjd = [f["mjd_mid"] for f in truth["frames"]]
+    sigma = [f["fwhm_px"] / 2.3548 for f in truth["frames"]]
+    scale = truth["field"]["pixel_scale_arcsec"]
+    return replace(
+        score,
+        objects=[
+            replace(
+                o,
+                same_night_efficiency=template_efficiency(
+                    o.rate_arcsec_per_hour / scale * 24.0, mjd, sigma, k
+                ),
+            )
+            for o in score.objects
+        ],
+    )
+
+
+def _rate_classes(
+    runs: list[dict[str, Any]],
+    scores: list[FieldScore],
+    rate_bins: list[tuple[float, float]],
+    labels: list[str],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """Per rate class: SNR at 50 % completeness, ours, the ideal's, and with a template."""
+    n, threshold = args.frames, args.ideal_threshold
+    with_template = None
+    if args.template:
+        truths = [
+            json.loads((Path(r["workdir"]) / "truth.json").read_text()) for r in runs if r["ok"]
+        ]
+        with_template = [
+            _with_template_efficiency(s, t, args.template)
+            for s, t in zip(scores, truths, strict=True)
+        ]
+    out = []
+    for label, (lo, hi) in zip(labels, rate_bins, strict=True):
+
+        def only(group: list[FieldScore], lo: float = lo, hi: float = hi) -> list[FieldScore]:
+            return [
+                replace(s, objects=[o for o in s.objects if lo <= o.rate_arcsec_per_hour < hi])
+                for s in group
+            ]
+
+        fine = completeness_by(only(scores), DEPTH_SNR_BINS, n_frames=n, ideal_threshold=threshold)
+        ours, bound = snr_at_50pct(fine)
+        ideal, _ = snr_at_50pct(fine, key="ideal_completeness")
+        night, night_bound = snr_at_50pct(fine, key="same_night_completeness")
+        template_ideal = None
+        if with_template is not None:
+            curve = completeness_by(
+                only(with_template), DEPTH_SNR_BINS, n_frames=n, ideal_threshold=threshold
+            )
+            template_ideal, _ = snr_at_50pct(curve, key="same_night_completeness")
+        out.append(
+            {
+                "label": label,
+                "present": sum(b["present"] for b in fine),
+                "recovered": sum(b["recovered"] for b in fine),
+                "snr_at_50pct": ours,
+                "snr_at_50pct_bound": bound,
+                "ideal_snr_at_50pct": ideal,
+                "ideal_with_template_snr_at_50pct": template_ideal,
+                "same_night_snr_at_50pct": night,
+                "same_night_snr_at_50pct_bound": night_bound,
+            }
+        )
+    return out
+
+
+def _print_rate_classes(depth: dict[str, Any], template: int) -> None:
+    """SNR at 50 % per rate class, beside the ideal stack's with and without a template."""
+    cpu = depth["devices"]["cpu"]
+    bound = {"below": "<=", "above": ">"}
+    title = (
+        f"Depth: per-frame SNR at 50% by rate class, {template}-frame template from another night"
+        if template
+        else "Depth: per-frame SNR at 50% by rate class, same-night template"
+    )
+    table = Table(title=title)
+    for col in ('rate "/h', "rec/present", "ours", "ideal", "ideal+template", "same night"):
+        table.add_column(col, justify="right")
+    for c in cpu["rate_classes"]:
+        table.add_row(
+            c["label"],
+            f"{c['recovered']}/{c['present']}",
+            bound.get(c["snr_at_50pct_bound"], "") + _fmt(c["snr_at_50pct"]),
+            _fmt(c["ideal_snr_at_50pct"]),
+            _fmt(c["ideal_with_template_snr_at_50pct"]),
+            bound.get(c["same_night_snr_at_50pct_bound"], "") + _fmt(c["same_night_snr_at_50pct"]),
+        )
+    console.print(table)
+    if template:
+        limit = TEMPLATE_BARS["snr_at_50pct_per_rate_class"]
+        passed = all(
+            c["snr_at_50pct_bound"] == "below"  # above 50 % even in the lowest bin
+            or (c["snr_at_50pct"] is not None and c["snr_at_50pct"] <= limit)
+            for c in cpu["rate_classes"]
+        )
+        console.print(
+            f"Depth with template: SNR at 50% <= {limit:g} in every rate class: {_verdict(passed)}; "
+            f"false tracks/field {_fmt(cpu['false_tracks_per_field'])} "
+            f"(bar <= {TEMPLATE_BARS['false_tracks_per_field']:g})"
+        )
 
 
 def _print_depth(depth: dict[str, Any]) -> None:

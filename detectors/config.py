@@ -207,6 +207,16 @@ PARAMETERS: dict[str, Parameter] = {
             scopes=_ENGINE,
         ),
         Parameter(
+            name="same_night_template",
+            default="median",
+            kind=str,
+            unit="",
+            help="without a template from another night: the median of all frames, or per "
+            "frame the median of the frames where a mover at --rate-min has left its PSF",
+            choices=("median", "exclusion"),
+            scopes=_ENGINE,
+        ),
+        Parameter(
             name="radius_arcmin",
             default=6.0,
             kind=float,
@@ -253,6 +263,7 @@ class SearchConfig:
     device: Device = default("device")  # noqa: RUF009 (a str: immutable)
     faint: bool = default("faint")
     pixel_scale: float | None = default("pixel_scale")
+    same_night_template: str = default("same_night_template")
 
     def __post_init__(self) -> None:
         for f in fields(self):

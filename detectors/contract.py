@@ -24,6 +24,8 @@ Version history:
   ``detector_fixed_rejected``.
 - 2.1.0: ``review`` per track (services: the reviewer's decision and its
   time, from the review page or ``PATCH /jobs/{id}/tracks/{track_id}``).
+- 2.2.0: ``run.template`` says what the differences subtracted (a template
+  from another night, its files and depth, or the same night's frames).
 """
 
 from __future__ import annotations
@@ -48,13 +50,14 @@ __all__ = [
     "ReviewOut",
     "ReviewState",
     "RunInfo",
+    "TemplateOut",
     "TrackOut",
     "TracksDocument",
     "json_schema",
     "load_schema",
 ]
 
-SCHEMA_VERSION = "2.1.0"
+SCHEMA_VERSION = "2.2.0"
 #: The generated JSON Schema, shipped inside the package.
 SCHEMA_PATH = Path(__file__).with_name("contracts") / "tracks.schema.json"
 #: A reviewer's decision on a track; "pending" until someone looks (or after an undo).
@@ -210,6 +213,30 @@ class RegistrationOut(BaseModel):
     )
 
 
+class TemplateOut(BaseModel):
+    """The static sky the difference images subtract."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["reference", "same-night median", "temporal exclusion"] = Field(
+        description="reference: frames of another night or a coadd; same-night median: the "
+        "median of the searched frames; temporal exclusion: per frame, the median of the "
+        "frames where a mover at the slowest searched rate has left its PSF"
+    )
+    files: list[str] = Field(description="template files (reference only)")
+    frames: int = Field(description="frames the template was made of")
+    coverage: float | None = Field(
+        None, description="share of the reference grid the template covers"
+    )
+    psf_fwhm_px: float | None = Field(None, description="template PSF FWHM, px")
+    noise_ratio: float | None = Field(
+        None, description="template sky noise over the reference frame's (depth)"
+    )
+    limiting_mag_5sigma: float | None = Field(
+        None, description="template 5-sigma point-source magnitude (reference frame zero point)"
+    )
+
+
 class RunInfo(BaseModel):
     """How the search ran; services add ``simulated`` and the job's ``state``."""
 
@@ -250,6 +277,7 @@ class RunInfo(BaseModel):
     detector_fixed_rejected: int | None = Field(
         None, description="tracks dropped because they stay on the same detector pixels"
     )
+    template: TemplateOut | None = Field(None, description="what the differences subtracted")
     simulated: bool | None = Field(None, description="the frames came from the simulator")
     state: str | None = Field(None, description="services: the job's state")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,14 @@ from .backend import Array, get_ndimage, get_xp, map_frames, to_numpy
 from .stats import box_background, mad_std, stack_median
 from .types import FWHM_PER_SIGMA, Differences
 
-__all__ = ["Differences", "difference_frames", "measure_stars"]
+__all__ = ["Differences", "TemplateBuilder", "difference_frames", "measure_stars"]
+
+#: ``build(subs, median, fwhm) -> (template, variance)``: given the scaled,
+#: background-subtracted frames (N, H, W), their median (H, W) and PSF FWHM
+#: (pixels), the template to subtract instead of the median - one (H, W)
+#: for every frame, or one per frame (N, H, W) - and an extra variance
+#: (H, W, ADU^2) of its mismatch with the night, or None.
+TemplateBuilder = Callable[[Array, Array, float], tuple[Array, Array | None]]
 
 #: Fraction of a star's peak left as residual by PSF and registration mismatch;
 #: added to the variance so bright stars do not become detections.
@@ -129,6 +137,7 @@ def difference_frames(
     ref: int,
     gain: float | None,
     psf_sigma_guess: float = 1.5,
+    template: TemplateBuilder | None = None,
     progress=None,
 ) -> Differences:
     """Subtract the static sky from aligned frames and matched-filter the result.
@@ -145,6 +154,9 @@ def difference_frames(
         e-/ADU of the reference frame, for the Poisson noise of stars.
     psf_sigma_guess : float, keyword-only
         PSF sigma used when too few stars are found to measure it.
+    template : TemplateBuilder, keyword-only
+        Makes the static sky to subtract instead of the frames' median: a
+        template from another night, or one per frame (`detectors.template`).
     progress : callable, optional
         ``progress(done, total)``.
 
@@ -180,14 +192,21 @@ def difference_frames(
     scale = np.where(np.isfinite(scale) & (scale > 0.05), scale, 1.0)
     scale = scale / scale[ref]
     subs /= xp.asarray(scale, dtype=xp.float32)[:, None, None]
-    template, count = stack_median(subs)
+    static, count = stack_median(subs)
     # A template made of one or two frames still holds the mover (and the
     # frame's own noise): only trust pixels covered by enough frames.
-    template = xp.where(count >= min(3, n), template, xp.nan)
-    sigma_t = _psf_sigma(template, stars, float(np.median(sigma)))
+    static = xp.where(count >= min(3, n), static, xp.nan)
+    per_frame, extra_variance = None, None
+    if template is not None:
+        chosen, extra_variance = template(subs, static, FWHM_PER_SIGMA * float(np.median(sigma)))
+        if chosen.ndim == 3:
+            per_frame = chosen
+        else:
+            static = chosen
+    sigma_t = _psf_sigma(static, stars, float(np.median(sigma)))
     tick()
 
-    star_flux = xp.maximum(xp.nan_to_num(template), 0.0)
+    star_flux = xp.maximum(xp.nan_to_num(static), 0.0)
     # Residuals of a star reach out to its wings: scale them by the star's peak.
     star_peak = ndi.maximum_filter(star_flux, size=2 * round(2 * sigma_t) + 1)
     psi, phi = xp.empty_like(subs), xp.empty_like(subs)
@@ -196,14 +215,17 @@ def difference_frames(
     def filter_frame(i: int) -> None:
         # Match PSFs by blurring whichever of frame and template is sharper.
         blur = math.sqrt(abs(sigma[i] ** 2 - sigma_t**2))
+        own = static if per_frame is None else per_frame[i]
         if sigma[i] > sigma_t:
-            d = subs[i] - _blur(template, blur, xp)
+            d = subs[i] - _blur(own, blur, xp)
         else:
-            d = _blur(subs[i], blur, xp) - template
+            d = _blur(subs[i], blur, xp) - own
             sigma[i] = sigma_t
         subs[i] = d  # the scaled frame is not needed again: keep the difference
         _, rms = box_background(d)
         var = rms**2 + (STAR_RESIDUAL * star_peak) ** 2
+        if extra_variance is not None:
+            var = var + extra_variance
         if gain:
             var += star_flux / (gain * scale[i])
         ok = xp.isfinite(d) & (var > 0)
@@ -229,7 +251,7 @@ def difference_frames(
         diff=subs,
         psi=psi,
         phi=phi,
-        template=template,
+        template=static,
         scale=scale,
         psf_sigma=sigma,
         noise=noise,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import gzip
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -50,6 +51,7 @@ __all__ = [
     "load_fast_result",
     "load_frame",
     "load_frames",
+    "load_template",
     "read_wcs_file",
     "save_fast_result",
     "write_bytes",
@@ -301,7 +303,12 @@ def _trimmed(
 
 
 def _load_frame(
-    path: Path, bias: _Calib | None, flat: _Calib | None, *, allow_no_wcs: bool = False
+    path: Path,
+    bias: _Calib | None,
+    flat: _Calib | None,
+    *,
+    allow_no_wcs: bool = False,
+    allow_no_time: bool = False,
 ) -> Frame:
     name = path.name
     if not path.is_file():
@@ -348,7 +355,12 @@ def _load_frame(
         if wcs is not None:
             check_wcs(wcs, data.shape, name=name)
         exptime = exposure_time(headers)
-        mjd = mid_exposure_mjd(headers, name=name, exptime=exptime)
+        try:
+            mjd = mid_exposure_mjd(headers, name=name, exptime=exptime)
+        except InputError:
+            if not allow_no_time:
+                raise
+            mjd = math.nan  # a deep coadd: many times, none its own
         values = instrument_values(headers, exptime=exptime)
         bad = _bad_mask(hdul, data.shape, name)
         header = hdu.header.copy()
@@ -512,6 +524,31 @@ def load_frames(
     return LoadResult(frames=frames, skipped=skipped)
 
 
+def load_template(paths: Sequence[str | os.PathLike]) -> list[Frame]:
+    """Read the frames of a template from another night (or one deep coadd).
+
+    Like `load_frames`, but a coadd may have no observation time of its own
+    (``Frame.mjd`` is then NaN); every file needs a celestial WCS, since the
+    template is placed on the sequence by it.
+
+    Raises
+    ------
+    InputError
+        A file that cannot be read or has no WCS; the message names each.
+    """
+    frames, errors = [], []
+    for path in paths:
+        try:
+            frames.append(_load_frame(Path(path), None, None, allow_no_time=True))
+        except InputError as err:
+            errors.append(f"template {err}")
+    if errors:
+        raise InputError("; ".join(errors))
+    if not frames:
+        raise InputError("--template: no FITS files found")
+    return frames
+
+
 def check_frames(
     frames: Sequence[Frame],
     *,
@@ -622,7 +659,8 @@ def write_simulated_field(field: Any, outdir: str | os.PathLike) -> tuple[Path, 
 
     Frames go to ``OUTDIR/frames/`` and the truth to ``OUTDIR/truth.json``,
     beside the frames rather than among them, so that searching the frames
-    folder never reads the answer.
+    folder never reads the answer. Frames of a template night, if any, go
+    to ``OUTDIR/template/``.
 
     Returns
     -------
@@ -633,6 +671,10 @@ def write_simulated_field(field: Any, outdir: str | os.PathLike) -> tuple[Path, 
     frames_dir.mkdir(parents=True, exist_ok=True)
     for name, data, header in field.frames:
         write_fits(frames_dir / name, data, header)
+    if field.template:
+        (outdir / "template").mkdir(exist_ok=True)
+    for name, data, header in field.template:
+        write_fits(outdir / "template" / name, data, header)
     return frames_dir, write_json(outdir / "truth.json", field.truth)
 
 
@@ -690,6 +732,7 @@ def save_fast_result(path: str | os.PathLike, fast: FastResult) -> Path:
         if sky is None
         else {"astrometry": sky.astrometry, "pixel_scale": sky.pixel_scale, "note": sky.note},
         "registration": None if reg is None else {"ref": reg.ref, "method": reg.method},
+        "template": fast.template,
     }
     registration = (
         {}
@@ -766,6 +809,7 @@ def load_fast_result(path: str | os.PathLike) -> FastResult:
         timings=meta["timings"],
         registration=registration,
         sky=None if sky is None else SkySolution(wcs=wcs, **sky),
+        template=meta.get("template", {}),
     )
 
 

@@ -22,7 +22,7 @@ from .backend import device_name, get_xp, to_numpy
 from .budget import check_per_frame, fastest_useful_rate
 from .config import SearchConfig
 from .detect import find_candidates
-from .difference import difference_frames
+from .difference import TemplateBuilder, difference_frames
 from .faint import FaintSettings, find_faint
 from .fit import FitSettings, fit_tracks
 from .fixed import reject_detector_fixed
@@ -31,6 +31,7 @@ from .masks import frame_masks
 from .register import register_frames, star_catalogue
 from .sky import sky_solution
 from .slow import find_slow_movers
+from .template import exclusion_templates, reference_template, same_night_info
 from .tracks import build_track, merge_tracks
 from .types import (
     FWHM_PER_SIGMA,
@@ -88,6 +89,7 @@ def fast_detect(
     frames: list[Frame],
     *,
     config: SearchConfig,
+    template: list[Frame] | None = None,
     progress: Progress | None = None,
     timings: dict[str, float] | None = None,
 ) -> FastResult:
@@ -98,6 +100,9 @@ def fast_detect(
     frames : list of Frame
         At least 3 time-ordered frames of one field.
     config : SearchConfig, keyword-only
+    template : list of Frame, keyword-only
+        Frames of the same field from another night (or one deep coadd),
+        subtracted instead of the night's own median (`detectors.template`).
     progress : callable, keyword-only
         ``progress(stage, done, total)``.
     timings : dict, keyword-only
@@ -134,11 +139,29 @@ def fast_detect(
         del bad
     ref_index = aligned.ref
     ref = frames[ref_index]
+    per_day = 24.0 / sky.pixel_scale
+    static: TemplateBuilder | None = None
+    if template:
+        with stage("template"):
+            reference = reference_template(
+                template, ref, aligned.images[ref_index], aligned.bad[ref_index]
+            )
+        static, template_info = reference.builder(), reference.info
+    elif config.same_night_template == "exclusion":
+        static = exclusion_templates(mjd, rate_px_per_day=config.rate_min * per_day)
+        template_info = same_night_info("temporal exclusion", len(frames))
+    else:
+        template_info = same_night_info("same-night median", len(frames))
     with stage("difference") as tick:
         diffs = difference_frames(
-            aligned.images, aligned.bad, ref=aligned.ref, gain=ref.gain, progress=tick
+            aligned.images,
+            aligned.bad,
+            ref=aligned.ref,
+            gain=ref.gain,
+            template=static,
+            progress=tick,
         )
-        del aligned
+        del aligned, static
     with stage("detect") as tick:
         cands = find_candidates(diffs, threshold=config.threshold, progress=tick)
     result = FastResult(
@@ -152,8 +175,8 @@ def fast_detect(
         timings=timings,
         registration=registration,
         sky=sky,
+        template=template_info,
     )
-    per_day = result.pixels_per_day
     need = config.min_detections or default_min_detections(len(frames))
     # Nothing faster than the field's diagonal per `need` frames can be linked.
     link_max = fastest_useful_rate(mjd, (h, w), frames=need)
@@ -283,6 +306,7 @@ def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dic
         "trajectories_tested": fast.trajectories_tested,
         "faint_binning": fast.faint_binning,
         "faint_threshold": fast.faint_threshold,
+        "template": fast.template,
         **{
             f"{k}_arcsec_per_hour" if isinstance(v, float) else k: (
                 round(v / fast.pixels_per_day, 2) if isinstance(v, float) else v
@@ -322,6 +346,7 @@ def find_moving_objects(
     frames: list[Frame],
     *,
     config: SearchConfig | None = None,
+    template: list[Frame] | None = None,
     progress: Progress | None = None,
     timings: dict[str, float] | None = None,
     keep_differences: bool = False,
@@ -333,6 +358,8 @@ def find_moving_objects(
     frames : list of Frame
         At least 3 frames of one field (see :func:`detectors.io.load_frames`).
     config : SearchConfig, keyword-only
+    template : list of Frame, keyword-only
+        Frames of the same field from another night, or one deep coadd.
     progress : callable, keyword-only
         ``progress(stage, done, total)``.
     timings : dict, keyword-only
@@ -346,7 +373,7 @@ def find_moving_objects(
         ``tracks`` is empty when nothing moves.
     """
     config = config or SearchConfig()
-    fast = fast_detect(frames, config=config, progress=progress, timings=timings)
+    fast = fast_detect(frames, config=config, template=template, progress=progress, timings=timings)
     tracks = detailed_detect(fast, config=config, progress=progress)
     return SearchResult(
         frames=frames,

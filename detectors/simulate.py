@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,14 @@ from astropy.time import Time
 from astropy.wcs import WCS
 from scipy.special import erf
 
-__all__ = ["RealTraits", "SimulatedField", "flux_for_snr", "optimal_snr", "simulate_field"]
+__all__ = [
+    "RealTraits",
+    "SimulatedField",
+    "TemplateNight",
+    "flux_for_snr",
+    "optimal_snr",
+    "simulate_field",
+]
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _EDGE_PX = 20.0  # objects stay this far inside every frame, for the whole night
@@ -77,6 +84,31 @@ class RealTraits:
     height_loss_rows: int = 0
 
 
+@dataclass(frozen=True, kw_only=True)
+class TemplateNight:
+    """Frames of the same field from another night, for a reference template.
+
+    Attributes
+    ----------
+    frames : int
+        Exposures that night (same cadence and exposure time as the sequence).
+    days : float
+        When that night starts, days after the sequence's start (negative: before).
+    offset_px : (float, float)
+        Pointing of that night relative to the sequence's, ``(dy, dx)`` pixels.
+    rotation_deg : float
+        Field rotation of that night relative to the sequence's.
+    fwhm_range_px : (float, float) or None
+        Seeing that night (None: the sequence's range).
+    """
+
+    frames: int = 10
+    days: float = -1.0
+    offset_px: tuple[float, float] = (0.0, 0.0)
+    rotation_deg: float = 0.0
+    fwhm_range_px: tuple[float, float] | None = None
+
+
 @dataclass
 class SimulatedField:
     """A simulated image sequence and what is in it.
@@ -96,6 +128,12 @@ class SimulatedField:
              "objects": [{"id", "snr", "rate_arcsec_per_hour", "position_angle_deg", "mag",
                           "observations": [{"frame", "mjd", "ra", "dec", "x", "y", "snr"}]}]}
 
+        With a template night, ``truth["template"]`` holds its ``frames``
+        (names and times) in the same form.
+    template : list of (str, ndarray, astropy.io.fits.Header)
+        Frames of the field from another night (``tpl_000.fits``, ...), with
+        the movers where they were then; empty when none were asked for.
+
         All times are UTC MJD at mid-exposure (``field.mjd_start``/``mjd_end``
         are the first and last frames'); ``x``, ``y`` are 0-based pixels in
         that frame's own grid; object ``snr`` is the mean of its per-frame
@@ -105,6 +143,7 @@ class SimulatedField:
 
     frames: list[tuple[str, np.ndarray, fits.Header]]
     truth: dict[str, Any]
+    template: list[tuple[str, np.ndarray, fits.Header]] = field(default_factory=list)
 
 
 def optimal_snr(flux_e: Any, *, sky_e: Any, read_noise_e: float, sigma_px: Any) -> np.ndarray:
@@ -191,6 +230,8 @@ def simulate_field(
     noise: bool = True,
     place_movers: Callable[..., dict[str, Any]] | None = None,
     traits: RealTraits | None = None,
+    template: TemplateNight | None = None,
+    pointing: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> SimulatedField:
     """Simulate one night's image sequence of one field, with its truth.
 
@@ -267,6 +308,13 @@ def simulate_field(
     traits : RealTraits, optional
         Warm pixels, pointing drift and jumps between blocks, WCS errors,
         another exposure keyword, frames of differing heights (none by default).
+    template : TemplateNight, optional
+        Also simulate frames of the field from another night (same stars,
+        detector and movers, each where it was then) into ``template``.
+    pointing : (float, float, float)
+        ``(dy, dx, rotation_deg)`` of the whole night's pointing from the
+        field centre (a template night's; the stars off the usual field are
+        not drawn, so keep it within a few dithers).
 
     Returns
     -------
@@ -278,6 +326,7 @@ def simulate_field(
     ValueError
         For an impossible setting; the message names it.
     """
+    settings = {k: v for k, v in locals().items() if k not in ("template", "pointing")}
     _check(shape, n_frames, n_objects, snr_range, rate_range, cadence_min, exptime_s, fwhm_range_px)
     traits = traits or RealTraits()
     _check_traits(traits)
@@ -294,8 +343,8 @@ def simulate_field(
     dec_draw = math.degrees(math.asin(obs_rng.uniform(-0.5, math.sin(math.radians(60.0)))))
     ra0 = float(ra_draw if ra is None else ra)
     dec0 = float(dec_draw if dec is None else dec)
-    dithers = obs_rng.uniform(-dither_px, dither_px, size=(n_frames, 2))
-    rotations = obs_rng.uniform(-rotation_deg, rotation_deg, size=n_frames)
+    dithers = obs_rng.uniform(-dither_px, dither_px, size=(n_frames, 2)) + pointing[:2]
+    rotations = obs_rng.uniform(-rotation_deg, rotation_deg, size=n_frames) + pointing[2]
     fwhm = obs_rng.uniform(*fwhm_range_px, size=n_frames)
     sigma = fwhm / _FWHM_PER_SIGMA
     sky = sky_e * obs_rng.uniform(0.85, 1.15, size=n_frames)
@@ -349,6 +398,8 @@ def simulate_field(
 
     def sky_at(k: int, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         gy, gx = gradients[k]
+        # Movers of a template night may be far off the chip: the sky at its edge.
+        y, x = np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)
         return sky[k] * (1.0 + gy * (y - centre[0]) / height + gx * (x - centre[1]) / width)
 
     star_ra, star_dec, star_flux_e = _stars(
@@ -446,7 +497,54 @@ def simulate_field(
         obj_snr=obj_snr,
         obj_mag=zero_point - 2.5 * np.log10(obj_flux_e / gain),
     )
-    return SimulatedField(frames=frames, truth=truth)
+    field = SimulatedField(frames=frames, truth=truth)
+    if template is not None and template.frames < 0:
+        raise ValueError(f"template.frames={template.frames}: give 0 or more frames")
+    if template is not None and template.frames > 0:
+        if place_movers is not None:
+            raise ValueError("template: a template night is not simulated for movers on orbits")
+        night = simulate_field(
+            **{
+                **settings,
+                "n_frames": template.frames,
+                "mjd_start": mjd_start + template.days,
+                "fwhm_range_px": template.fwhm_range_px or fwhm_range_px,
+                "place_movers": _then(obj, mjd_mid),
+            },
+            pointing=(*template.offset_px, template.rotation_deg),
+        )
+        field.template = [(name.replace("sim_", "tpl_"), *rest) for name, *rest in night.frames]
+        field.truth["template"] = {
+            "frames": [
+                {**f, "name": f["name"].replace("sim_", "tpl_")} for f in night.truth["frames"]
+            ],
+            "days": template.days,
+        }
+    return field
+
+
+def _then(obj: dict[str, Any], mjd_mid: np.ndarray) -> Callable[..., dict[str, Any]]:
+    """A mover placer that puts the sequence's movers where they are at other times."""
+
+    def place(rng: np.random.Generator, *, wcses: list[WCS], **given: Any) -> dict[str, Any]:
+        hours = (np.asarray(given["mjd_mid"]) - mjd_mid.mean()) * 24.0
+        ra, dec = _offset_by(
+            obj["ra0"][:, None],
+            obj["dec0"][:, None],
+            obj["pa"][:, None],
+            obj["rate"][:, None] * hours[None, :] / 3600.0,
+        )
+        xy = [wcs.wcs_world2pix(ra[:, k], dec[:, k], 0) for k, wcs in enumerate(wcses)]
+        return {
+            **{key: obj[key] for key in ("rate", "pa", "ra0", "dec0")},
+            "ra": ra,
+            "dec": dec,
+            "x": np.array([p[0] for p in xy]).T.reshape(ra.shape),
+            "y": np.array([p[1] for p in xy]).T.reshape(ra.shape),
+            "hours": hours,
+        }
+
+    return place
 
 
 def _check(

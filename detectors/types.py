@@ -268,6 +268,9 @@ class FastResult:
         Where the common grid is on the sky (``wcs`` above is its WCS).
     detector_fixed : int
         Tracks the detailed detector dropped as fixed on the detector.
+    template : dict
+        Which template the differences subtract and its depth
+        (`detectors.template`), for the ``run`` block.
     """
 
     mjd: Array
@@ -286,6 +289,7 @@ class FastResult:
     registration: Registration | None = None
     sky: SkySolution | None = None
     detector_fixed: int = 0
+    template: dict = field(default_factory=dict)
 
     @property
     def pixels_per_day(self) -> float:

@@ -712,3 +712,48 @@ def test_search_serve_keeps_the_review_page_up_and_prints_its_address(tmp_path):
 def test_search_serve_is_for_the_embedded_server_only():
     proc = run_cli("search", "--ra", "1", "--dec", "2", "--server", "http://x:1", "--serve")
     assert proc.returncode == 2 and "already serves the review page" in proc.stderr
+
+
+def test_simulate_template_frames_and_detect_with_them(tmp_path):
+    """Issue 15: simulate --template-frames K writes the night before; detect --template uses it."""
+    out = tmp_path / "sim"
+    proc = run_cli(
+        "simulate", out, "--seed", 4, "--size", 320, "--frames", 5, "--objects", 3,
+        "--snr-min", 10, "--snr-max", 15, "--rate-min", 2, "--rate-max", 20,
+        "--template-frames", 3,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (out / "template").iterdir()) == [
+        f"tpl_{k:03d}.fits" for k in range(3)
+    ]
+    truth = json.loads((out / "truth.json").read_text())
+    assert [f["name"] for f in truth["template"]["frames"]] == [
+        f"tpl_{k:03d}.fits" for k in range(3)
+    ]
+    proc = run_cli(
+        "detect", out / "frames", "--out", out / "tracks.json", "--no-faint",
+        "--template", out / "template",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    tracks = json.loads((out / "tracks.json").read_text())
+    check_contract(tracks)
+    assert tracks["run"]["template"]["kind"] == "reference"
+    assert tracks["run"]["template"]["files"] == [f"tpl_{k:03d}.fits" for k in range(3)]
+    assert len(tracks["tracks"]) == 3
+
+
+def test_a_template_that_is_not_fits_is_named_in_one_line(simulated, tmp_path):
+    bad = tmp_path / "tpl.fits"
+    bad.write_text("not a FITS file")
+    proc = run_cli(
+        "detect", simulated / "frames", "--out", tmp_path / "t.json", "--template", bad
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "template tpl.fits" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_negative_template_frames_is_one_line(tmp_path):
+    proc = run_cli("simulate", tmp_path / "sim", "--size", 128, "--template-frames", -2)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --template-frames: give 0 or more frames, not -2"

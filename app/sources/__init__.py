@@ -75,6 +75,9 @@ class FetchResult(Sequence[Path]):
         The cache entry the frames came from or went to.
     cache_hit : bool
         True when nothing was downloaded.
+    template : list of Path
+        Frames of the field from another night (or a survey's reference
+        image) to subtract instead of the night's own median; empty when none.
     """
 
     paths: list[Path]
@@ -83,6 +86,7 @@ class FetchResult(Sequence[Path]):
     source: str = ""
     cache_key: str | None = None
     cache_hit: bool = False
+    template: list[Path] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.paths)

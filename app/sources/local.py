@@ -181,8 +181,20 @@ class LocalSource(Source):
             raise InputError("path: the local source is off here (set ASTROHUNTER_LOCAL_ROOTS)")
         return confined_paths(str(raw), roots)
 
+    def _template(self, options: dict) -> list[Path]:
+        """The template frames ``template_path`` names, confined like ``path`` (none when unset)."""
+        raw = options.get("template_path")
+        if not raw:
+            return []
+        roots = [Path(r).resolve() for r in get_settings().local_roots if r]
+        try:
+            return confined_paths(str(raw), roots)
+        except InputError as err:
+            raise InputError("template_" + str(err)) from None
+
     def validate(self, options: dict) -> None:
         self._paths(options)
+        self._template(options)
 
     def fetch(self, request: FetchRequest, progress: FetchProgress) -> FetchResult:
         paths = self._paths(request.options)
@@ -201,4 +213,11 @@ class LocalSource(Source):
                 f"{where}; check the position or the folder"
             )
         notes = [f"local: {len(kept)} of {len(paths)} files cover {where}"]
-        return FetchResult(paths=kept, skipped=skipped, notes=notes, source=self.name)
+        template = self._template(request.options)
+        if template:
+            notes.append(
+                f"local: template of {len(template)} files from {request.options['template_path']}"
+            )
+        return FetchResult(
+            paths=kept, skipped=skipped, notes=notes, source=self.name, template=template
+        )

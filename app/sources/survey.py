@@ -45,12 +45,15 @@ class Delivery:
         Exposures found but not delivered, with the reason.
     meta : dict
         Anything worth keeping in the cache entry (JSON-safe).
+    template : list of str
+        Template file names in the staging folder (a survey's reference image).
     """
 
     names: list[str]
     notes: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    template: list[str] = field(default_factory=list)
 
 
 def _parse_time(value: Any, name: str) -> float | None:
@@ -197,11 +200,12 @@ class SurveySource(Source):
         key = cache_key(source=self.name, **parts)
         entry = cache.lookup(key)
         if entry is not None:
-            paths = link_into(entry.files, request.dest)
+            paths, template = _linked(entry.files, entry.meta.get("template", []), request.dest)
             message = f"{self.name}: {len(paths)} frames from the cache (no download; key {key})"
             progress(len(paths), len(paths), message)
             return FetchResult(
                 paths=paths,
+                template=template,
                 notes=[*entry.meta.get("notes", []), message],
                 skipped=[tuple(s) for s in entry.meta.get("skipped", [])],
                 source=self.name,
@@ -221,20 +225,29 @@ class SurveySource(Source):
             entry = cache.commit(
                 key,
                 staging,
-                delivery.names,
+                [*delivery.names, *delivery.template],
                 {
                     "source": self.name,
                     "parts": parts,
                     "notes": delivery.notes,
                     "skipped": delivery.skipped,
+                    "template": delivery.template,
                     **delivery.meta,
                 },
             )
-        paths = link_into(entry.files, request.dest)
+        paths, template = _linked(entry.files, delivery.template, request.dest)
         return FetchResult(
             paths=paths,
+            template=template,
             notes=[*delivery.notes, f"{self.name}: {len(paths)} frames cached (key {key})"],
             skipped=delivery.skipped,
             source=self.name,
             cache_key=key,
         )
+
+
+def _linked(files: list[Path], template: list[str], dest: Path) -> tuple[list[Path], list[Path]]:
+    """Frames linked into ``dest``, template files into ``dest/template/``."""
+    names = set(template)
+    frames = link_into([f for f in files if f.name not in names], dest)
+    return frames, link_into([f for f in files if f.name in names], dest / "template")

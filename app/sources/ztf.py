@@ -15,7 +15,13 @@ directly so that every request goes through the shared downloader
    ztf_<filefracday>_<field:06>_<filtercode>_c<ccdid:02>_<imgtypecode>_q<qid>_sciimg.fits
    ?center=ra,dec&size=<2 radius>arcmin&gzip=false``, one per exposure; IBE
    keeps the image header (WCS, DATE-OBS, OBSMJD, EXPTIME, GAIN, SATURATE,
-   MAGZP, FILTER) and moves CRPIX to the cutout.
+   MAGZP, FILTER) and moves CRPIX to the cutout;
+4. with ``survey_reference``, the reference image of the chosen night's
+   field, CCD, quadrant and filter: ``{IRSA}/search/ztf/products/ref`` (the
+   same IPAC-table search) says whether one exists, and the cutout comes
+   from ``{IRSA}/data/ztf/products/ref/<fff>/field<field:06>/<filtercode>/
+   ccd<ccdid:02>/q<qid>/ztf_<field:06>_<filtercode>_c<ccdid:02>_q<qid>_refimg.fits``
+   (``fff`` the field's thousands, zero-padded), cached with the frames.
 
 Coverage: declination above about -31 degrees, from March 2018. Images in
 their proprietary period need an IRSA login, which this source does not do.
@@ -43,7 +49,7 @@ from . import FetchProgress, FetchRequest
 from .http import Downloader, validate_fits
 from .survey import Delivery, FileProgress, SurveySource, parse_window, window_text
 
-__all__ = ["DEC_MIN", "START_MJD", "ZtfSource", "choose_night", "cutout_path"]
+__all__ = ["DEC_MIN", "START_MJD", "ZtfSource", "choose_night", "cutout_path", "reference_path"]
 
 #: Southern limit of the ZTF survey (Palomar), degrees.
 DEC_MIN = -31.0
@@ -82,6 +88,18 @@ def cutout_path(row: Any) -> str:
         f"{imgtypecode}_q{int(row['qid'])}_sciimg.fits"
     )
     return f"{day[:4]}/{day[4:8]}/{day[8:]}/{name}"
+
+
+#: Metadata columns read from IBE's ZTF reference-image table.
+REF_COLUMNS = ("field", "ccdid", "qid", "filtercode", "nframes", "maglimit")
+
+
+def reference_path(field: int, filtercode: str, ccdid: int, qid: int) -> str:
+    """The path of a reference image under ``data/ztf/products/ref/``."""
+    return (
+        f"{field // 1000:03d}/field{field:06d}/{filtercode}/ccd{ccdid:02d}/q{qid}/"
+        f"ztf_{field:06d}_{filtercode}_c{ccdid:02d}_q{qid}_refimg.fits"
+    )
 
 
 def _separation_deg(ra1: Any, dec1: Any, ra2: float, dec2: float) -> np.ndarray:
@@ -170,7 +188,11 @@ class ZtfSource(SurveySource):
             raise InputError("end: ZTF began on 2018-03-17; the time window is before it")
 
     def cache_parts(self, request: FetchRequest) -> dict[str, Any]:
-        return {**super().cache_parts(request), "max_frames": self._max_frames(request)}
+        return {
+            **super().cache_parts(request),
+            "max_frames": self._max_frames(request),
+            "survey_reference": bool(request.options.get("survey_reference", False)),
+        }
 
     @staticmethod
     def _max_frames(request: FetchRequest) -> int:
@@ -179,19 +201,30 @@ class ZtfSource(SurveySource):
     def metadata(self, request: FetchRequest, http: Downloader) -> Table:
         """IBE's table of ZTF science images containing the position (in the window)."""
         start, end = parse_window(request.options)
-        params: dict[str, Any] = {
-            "POS": f"{request.ra:.7f},{request.dec:.7f}",
-            "ct": "ipac_table",
-            "columns": ",".join(COLUMNS),
-        }
         where = []
         if start is not None:
             where.append(f"obsjd>={start + _JD_MJD:.6f}")
         if end is not None:
             where.append(f"obsjd<={end + _JD_MJD:.6f}")
+        return self._table("sci", request, http, COLUMNS, where)
+
+    def _table(
+        self,
+        product: str,
+        request: FetchRequest,
+        http: Downloader,
+        columns: tuple[str, ...],
+        where: list[str],
+    ) -> Table:
+        """IBE's IPAC table of ZTF ``product`` images (``sci`` or ``ref``) containing the position."""
+        params: dict[str, Any] = {
+            "POS": f"{request.ra:.7f},{request.dec:.7f}",
+            "ct": "ipac_table",
+            "columns": ",".join(columns),
+        }
         if where:
             params["where"] = " AND ".join(where)
-        url = get_settings().irsa_url.rstrip("/") + "/search/ztf/products/sci"
+        url = get_settings().irsa_url.rstrip("/") + f"/search/ztf/products/{product}"
         text = http.get_text(url, params=params)
         try:
             with warnings.catch_warnings():
@@ -254,8 +287,42 @@ class ZtfSource(SurveySource):
             _fix_header(target, row)
             names.append(name)
             bar.file_done(nbytes)
+        template = []
+        if request.options.get("survey_reference"):
+            template = self._reference(request, rows[0], into, http, notes)
         return Delivery(
             names=names,
             notes=notes,
             meta={"night": day, "filter": filtercode, "size_arcmin": size_arcmin},
+            template=template,
         )
+
+    def _reference(
+        self, request: FetchRequest, row: Any, into: Path, http: Downloader, notes: list[str]
+    ) -> list[str]:
+        """ZTF's reference image of the night's field, CCD quadrant and filter, cut out."""
+        field, ccdid, qid = int(row["field"]), int(row["ccdid"]), int(row["qid"])
+        filtercode = str(row["filtercode"]).strip()
+        where = [f"field={field}", f"ccdid={ccdid}", f"qid={qid}", f"filtercode='{filtercode}'"]
+        refs = self._table("ref", request, http, REF_COLUMNS, where)
+        label = f"field {field} c{ccdid:02d} q{qid} {filtercode}"
+        if len(refs) == 0:
+            raise InputError(
+                f"ztf: IRSA has no reference image of {label}; search without "
+                "survey_reference (the night's own median)"
+            )
+        path = reference_path(field, filtercode, ccdid, qid)
+        name = path.rsplit("/", 1)[-1]
+        http.download(
+            get_settings().irsa_url.rstrip("/") + "/data/ztf/products/ref/" + path,
+            into / name,
+            params={
+                "center": f"{request.ra:.7f},{request.dec:.7f}",
+                "size": f"{2.0 * request.radius_arcmin:.4f}arcmin",
+                "gzip": "false",
+            },
+            validate=validate_fits,
+        )
+        frames = refs["nframes"][0] if "nframes" in refs.colnames else "?"
+        notes.append(f"ztf: reference image of {label} ({frames} frames) as the template")
+        return [name]

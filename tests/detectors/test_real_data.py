@@ -144,3 +144,34 @@ def test_shifted_wcs_and_warm_pixels_still_give_roachapproach_alone(lowell_resul
     assert max(r["rms_px"] or 0 for r in rough.run["registration"]) < 0.2
     # the median of 17 rough WCS: off by about a pixel (1.1"), not by 3-6
     assert np.median(_sky_offsets_arcsec(rough.tracks[0], result.tracks[0])) < 2.5
+
+
+@pytest.mark.parametrize(
+    "first_as_template", [True, False], ids=["first-8-for-last-9", "last-8-for-first-9"]
+)
+def test_half_the_night_as_template_for_the_other_half_gives_roachapproach_alone(
+    first_as_template,
+):
+    """Issue 15: frames 1-8 as the template of frames 9-17, and frames 10-17 for 1-9.
+
+    The faint search runs too: the ghost ring of the bright star at the
+    bottom moves between the halves of the night, and must not become a track.
+    """
+    folder = shared_path(*LOWELL)
+    frames = list(
+        io.load_frames(
+            io.expand_paths([folder / "frames"]),
+            bias=folder / "calib" / "master_bias.fits",
+            flat=folder / "calib" / "master_flat.fits",
+        ).frames
+    )
+    template, searched = (frames[:8], frames[8:]) if first_as_template else (frames[9:], frames[:9])
+    result = find_moving_objects(searched, config=SearchConfig(), template=template)
+    assert result.run["template"]["files"] == [f.name for f in template]
+    assert len(result.tracks) == 1, [
+        (t.rate_arcsec_per_hour, t.position_angle_deg, t.frames.size) for t in result.tracks
+    ]
+    track = result.tracks[0]
+    assert track.frames.size == 9
+    assert track.rate_arcsec_per_hour == pytest.approx(9.3, abs=0.4)
+    assert track.position_angle_deg == pytest.approx(155, abs=3)

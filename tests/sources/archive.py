@@ -37,7 +37,7 @@ from astropy.nddata import Cutout2D
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from detectors.simulate import SimulatedField, simulate_field
+from detectors.simulate import SimulatedField, TemplateNight, simulate_field
 
 #: ``handler(path, query) -> (status, content_type, body)``.
 Handler = Callable[[str, dict[str, str]], tuple[int, str, bytes]]
@@ -353,9 +353,14 @@ def serve_tesscut(archive: Archive, *, ra: float, dec: float, zipped: bytes) -> 
 ZTF_FIELD, ZTF_CCD, ZTF_QID = 600, 5, 2
 
 
-def ztf_field(ra: float, dec: float, *, seed: int = 5) -> SimulatedField:
-    """A ZTF-like night: 1.01 arcsec pixels, 30 s exposures 15 minutes apart, two movers."""
+def ztf_field(ra: float, dec: float, *, seed: int = 5, reference: bool = False) -> SimulatedField:
+    """A ZTF-like night: 1.01 arcsec pixels, 30 s exposures 15 minutes apart, two movers.
+
+    With ``reference``, also one exposure of the field from a night a month
+    earlier (``template``), to serve as ZTF's reference image.
+    """
     return simulate_field(
+        template=TemplateNight(frames=1, days=-30.0, offset_px=(3.0, -2.0)) if reference else None,
         seed=seed,
         shape=(256, 256),
         n_frames=6,
@@ -507,16 +512,66 @@ class ZtfArchive:
         fits.PrimaryHDU(cut.data.astype(np.float32), out).writeto(buffer)
         return 200, "image/fits", buffer.getvalue()
 
+    def reference(self) -> tuple[str, np.ndarray, fits.Header] | None:
+        """The reference image (path under ``ref/``, pixels, header) when the field has one.
+
+        Its header is a coadd's as IRSA writes it: WCS, MAGZP, SATURATE,
+        NFRAMES, no observation time of its own.
+        """
+        if not self.sim.template:
+            return None
+        _, data, header = self.sim.template[0]
+        h = header.copy()
+        for key in ("DATE-OBS", "MJD-OBS"):
+            del h[key]
+        h["NFRAMES"] = (1, "number of frames in the coadd")
+        h["FIELDID"], h["CCDID"], h["QID"] = ZTF_FIELD, ZTF_CCD, ZTF_QID
+        path = (
+            f"000/field{ZTF_FIELD:06d}/zr/ccd{ZTF_CCD:02d}/q{ZTF_QID}/"
+            f"ztf_{ZTF_FIELD:06d}_zr_c{ZTF_CCD:02d}_q{ZTF_QID}_refimg.fits"
+        )
+        return path, data, h
+
+    def ref_table(self, query: dict[str, str]) -> bytes:
+        """IBE's ``search/ztf/products/ref`` answer: one row when the where clause matches."""
+        cols = [("field", "int"), ("ccdid", "int"), ("qid", "int"), ("filtercode", "char")]
+        cols += [("nframes", "int"), ("maglimit", "double")]
+        wanted = f"field={ZTF_FIELD} AND ccdid={ZTF_CCD} AND qid={ZTF_QID} AND filtercode='zr'"
+        rows = [[ZTF_FIELD, ZTF_CCD, ZTF_QID, "zr", 1, "21.50000000"]]
+        if self.reference() is None or query.get("where") != wanted:
+            rows = []
+
+        def line(values) -> str:
+            return "|" + "|".join(f"{v:>12}" for v in values) + "|"
+
+        out = ["\\fixlen = T", f"\\RowsRetrieved = {len(rows)}"]
+        out += [line(c for c, _ in cols), line(t for _, t in cols), line("" for _ in cols)]
+        out.append(line("null" for _ in cols))
+        out += [" " + " ".join(f"{v!s:>12}" for v in row) + " " for row in rows]
+        return ("\n".join(out) + "\n").encode()
+
     def serve(self, archive: Archive) -> None:
-        """IBE's ``search/ztf/products/sci`` and ``data/ztf/products/sci/`` under ``/ibe/``."""
+        """IBE's ``search/ztf/products/{sci,ref}`` and ``data/ztf/products/{sci,ref}/``."""
         prefix = "/ibe/data/ztf/products/sci/"
+        ref_prefix = "/ibe/data/ztf/products/ref/"
 
         def search(path: str, query: dict[str, str]) -> tuple[int, str, bytes]:
             assert query["ct"] == "ipac_table" and "POS" in query, query
             return 200, "text/plain", self.ipac_table()
 
+        def ref_search(path: str, query: dict[str, str]) -> tuple[int, str, bytes]:
+            assert query["ct"] == "ipac_table" and "POS" in query, query
+            return 200, "text/plain", self.ref_table(query)
+
+        reference = self.reference()
+        if reference is not None:
+            self.images["ref/" + reference[0]] = reference[1:]
         archive.routes["/ibe/search/ztf/products/sci"] = search
+        archive.routes["/ibe/search/ztf/products/ref"] = ref_search
         archive.routes[prefix] = lambda path, query: self.cutout(path.removeprefix(prefix), query)
+        archive.routes[ref_prefix] = lambda path, query: self.cutout(
+            "ref/" + path.removeprefix(ref_prefix), query
+        )
 
 
 def _ztf_path(row: dict) -> str:

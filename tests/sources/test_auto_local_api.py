@@ -15,7 +15,7 @@ from detectors import io
 
 from .archive import ZtfArchive, serve_tesscut, tess_field, tesscut_cube, tesscut_zip, ztf_field
 from .conftest import closed_port
-from .helpers import STAGES, job_of, run_job, submit
+from .helpers import STAGES, job_of, run_job, submit, tracks_of
 
 
 def test_plan_orders_surveys_by_fitness():
@@ -99,6 +99,50 @@ def test_local_skips_frames_that_miss_the_position(make_env, tmp_path):
     ]
 
 
+def test_local_template_path_is_the_template_of_the_search(make_env, tmp_path):
+    """Issue 15: the local source's ``template_path`` frames are subtracted instead of the median."""
+    settings = make_env()
+    field = ztf_field(150.1, 20.2, reference=True)
+    for name, data, header in field.frames:
+        io.write_fits(tmp_path / "local" / "night" / name, data, header)
+    for name, data, header in field.template:
+        io.write_fits(tmp_path / "local" / "before" / name, data, header)
+    job_id = submit(
+        settings,
+        ra=150.1,
+        dec=20.2,
+        source="local",
+        path=str(tmp_path / "local" / "night"),
+        template_path=str(tmp_path / "local" / "before" / "*.fits"),
+    )
+    run_job(job_id)
+    job = job_of(settings, job_id)
+    assert job.state == "done", job.error
+    assert job.counts["frames"] == 6  # the template is not searched
+    assert any("template of 1 files" in e.message for e in job.events)
+    run = tracks_of(settings, job_id)["run"]
+    assert run["template"]["kind"] == "reference"
+    assert run["template"]["files"] == ["tpl_000.fits"]
+
+
+def test_local_template_path_outside_the_allowed_folders_is_refused(make_env, tmp_path):
+    settings = make_env()
+    for name, data, header in ztf_field(150.1, 20.2).frames[:3]:
+        io.write_fits(tmp_path / "local" / "night" / name, data, header)
+    job_id = submit(
+        settings,
+        ra=150.1,
+        dec=20.2,
+        source="local",
+        path=str(tmp_path / "local" / "night"),
+        template_path=str(tmp_path / "elsewhere"),
+    )
+    run_job(job_id, stages=STAGES[:1])
+    job = job_of(settings, job_id)
+    assert job.state == "failed"
+    assert job.error.startswith("template_path: ") and "outside the allowed folders" in job.error
+
+
 def test_local_with_no_frame_on_the_position_fails(make_env, tmp_path):
     settings = make_env()
     folder = tmp_path / "local" / "night"
@@ -133,3 +177,14 @@ def test_search_refuses_a_window_before_the_survey(client):
     )
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"] == ["body", "end"]
+
+
+def test_search_refuses_a_template_path_outside_the_allowed_folders(client, settings, tmp_path):
+    for name, data, header in ztf_field(150.1, 20.2).frames[:3]:
+        io.write_fits(tmp_path / "local" / "night" / name, data, header)
+    body = {"ra": 150.1, "dec": 20.2, "source": "local", "path": str(tmp_path / "local" / "night")}
+    answer = client.post("/search", json={**body, "template_path": "/etc"})
+    assert answer.status_code == 422
+    detail = answer.json()["detail"][0]
+    assert detail["loc"] == ["body", "template_path"]
+    assert "outside the allowed folders" in detail["msg"] and "/etc" in detail["msg"]

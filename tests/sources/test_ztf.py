@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -134,3 +135,49 @@ def test_south_of_ztf_fails_with_a_clear_message(make_env, ztf, archive):
     job = job_of(settings, job_id)
     assert job.state == "failed" and "south of ZTF's limit" in job.error
     assert archive.count() == 0
+
+
+def test_ztf_reference_image_is_downloaded_cached_and_used_as_the_template(make_env, archive):
+    """Issue 15: survey_reference asks IBE's ref table for the night's field, CCD quadrant
+    and filter, cuts the refimg out like the frames, caches it, and the search subtracts it."""
+    sim = ztf_field(RA, DEC, reference=True)
+    fake = ZtfArchive(sim, RA, DEC)
+    fake.serve(archive)
+    settings = make_env()
+    job_id = submit(
+        settings, ra=RA, dec=DEC, source="ztf", radius_arcmin=RADIUS, survey_reference=True
+    )
+    run_job(job_id)
+    job = job_of(settings, job_id)
+    assert job.state == "done", job.error
+    refs = [q for p, q in archive.requests if p == "/ibe/search/ztf/products/ref"]
+    assert len(refs) == 1
+    assert refs[0]["where"] == f"field={ZTF_FIELD} AND ccdid=5 AND qid=2 AND filtercode='zr'"
+    name = f"ztf_{ZTF_FIELD:06d}_zr_c05_q2_refimg.fits"
+    got = [q for p, q in archive.requests if p.startswith("/ibe/data/ztf/products/ref/")]
+    assert len(got) == 1 and got[0]["size"] == "4.0000arcmin"
+    assert any("reference image of field 600 c05 q2 zr" in e.message for e in job.events)
+    tracks = tracks_of(settings, job_id)
+    assert tracks["run"]["template"]["kind"] == "reference"
+    assert tracks["run"]["template"]["files"] == [name]
+    for truth in sim.truth["objects"]:
+        assert _matched(tracks["tracks"], truth), f"mover {truth['id']} not found"
+    # The same search again: frames and reference from the cache, nothing asked.
+    n = archive.count()
+    again = submit(
+        settings, ra=RA, dec=DEC, source="ztf", radius_arcmin=RADIUS, survey_reference=True
+    )
+    run_job(again, stages=STAGES[:3])
+    assert archive.count() == n
+    assert json.loads((settings.job_dir(again) / "manifest.json").read_text())["template"]
+
+
+def test_ztf_field_without_a_reference_image_says_so(make_env, ztf, archive):
+    settings = make_env()
+    job_id = submit(
+        settings, ra=RA, dec=DEC, source="ztf", radius_arcmin=RADIUS, survey_reference=True
+    )
+    run_job(job_id, stages=STAGES[:1])
+    job = job_of(settings, job_id)
+    assert job.state == "failed"
+    assert "no reference image of field 600 c05 q2 zr" in job.error
