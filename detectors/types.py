@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy.io import fits
@@ -20,6 +21,9 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from .backend import Array
+
+if TYPE_CHECKING:
+    from .faint import FaintSeeds
 
 __all__ = [
     "FWHM_PER_SIGMA",
@@ -268,6 +272,16 @@ class FastResult:
         Where the common grid is on the sky (``wcs`` above is its WCS).
     detector_fixed : int
         Tracks the detailed detector dropped as fixed on the detector.
+    slow : list of Mover
+        Slow movers (found on the whole field by the fast detector).
+    faint : FaintSeeds or None
+        Peaks of the faint search's motion grid, for the detailed detector
+        to refine and check (None when the faint search is off).
+    faint_kept : bool array, shape (N, H, W), or None
+        Pixels the faint search used (single-frame outliers and static
+        sources left out); the refinement reads psi and phi only there.
+    devices : dict
+        Device that ran each timed stage (``cpu`` or ``gpu (<model>)``).
     """
 
     mjd: Array
@@ -286,6 +300,10 @@ class FastResult:
     registration: Registration | None = None
     sky: SkySolution | None = None
     detector_fixed: int = 0
+    slow: list[Mover] = field(default_factory=list)
+    faint: FaintSeeds | None = None
+    faint_kept: Array | None = field(default=None, repr=False)
+    devices: dict[str, str] = field(default_factory=dict)
 
     @property
     def pixels_per_day(self) -> float:
