@@ -308,7 +308,7 @@ def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dic
         **_sky_info(fast, frames),
         "version": __version__,
         "device": fast.devices.get("difference", "cpu"),
-        "devices": dict(fast.devices),
+        "devices": {k: fast.devices.get(k, "cpu") for k in timings if k != "total"},
         "options": config.as_dict(),
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
         "peak_memory_mb": round(_peak_memory_mb(), 1),
