@@ -25,7 +25,17 @@ from .backend import Array, get_xp, to_numpy
 from .fit import motion_fit
 from .types import Differences, FastResult
 
-__all__ = ["MARGIN", "TILE", "Tiles", "candidate_paths", "cut_tiles", "handed_over", "paste_tiles"]
+__all__ = [
+    "MARGIN",
+    "TILE",
+    "Tiles",
+    "candidate_paths",
+    "cut_tiles",
+    "from_tiles",
+    "handed_over",
+    "paste_faint_maps",
+    "paste_tiles",
+]
 
 #: Side of a kept tile, pixels.
 TILE = 16
@@ -123,10 +133,15 @@ def _blocks(a: Array, size: int, fill: float | bool) -> Array:
     return a.reshape(n, (h + pad_h) // size, size, (w + pad_w) // size, size)
 
 
+def _tiled(blocks: Array) -> Array:
+    """(N, rows, size, cols, size) blocks as a (rows, cols, N, size, size) view."""
+    return blocks.transpose(1, 3, 0, 2, 4)
+
+
 def _cut(a: Array, index: np.ndarray, size: int, fill: float | bool) -> np.ndarray:
     xp = get_xp(a)
     rows, cols = xp.asarray(index[:, 0]), xp.asarray(index[:, 1])
-    return to_numpy(_blocks(a, size, fill)[:, rows, :, cols, :])  # (K, N, size, size)
+    return to_numpy(_tiled(_blocks(a, size, fill))[rows, cols])  # (K, N, size, size)
 
 
 def cut_tiles(fast: FastResult, *, size: int = TILE, margin: int = MARGIN) -> Tiles:
@@ -148,25 +163,36 @@ def cut_tiles(fast: FastResult, *, size: int = TILE, margin: int = MARGIN) -> Ti
 
 def _paste(tiles: np.ndarray, t: Tiles, fill: float | bool, dtype) -> np.ndarray:
     n, h, w = t.shape
-    full = np.full((n, h + (-h % t.size), w + (-w % t.size)), fill, dtype=dtype)
-    _blocks(full, t.size, fill)[:, t.index[:, 0], :, t.index[:, 1], :] = tiles
+    shape = (n, h + (-h % t.size), w + (-w % t.size))
+    # Zeros come from the OS untouched: only the tiles' pages are ever written.
+    full = np.full(shape, fill, dtype=dtype) if fill else np.zeros(shape, dtype=dtype)
+    _tiled(_blocks(full, t.size, fill))[t.index[:, 0], t.index[:, 1]] = tiles
     return full if full.shape == (n, h, w) else np.ascontiguousarray(full[:, :h, :w])
 
 
-def paste_tiles(t: Tiles) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Whole (N, H, W) maps ``diff, psi, phi, kept``: the tiles, and no data elsewhere."""
-    kept = None if t.kept is None else _paste(t.kept, t, False, bool)
+def paste_tiles(t: Tiles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whole (N, H, W) maps ``diff, psi, phi``: the tiles, and no data elsewhere."""
     return (
         _paste(t.diff, t, np.nan, np.float32),
         _paste(t.psi, t, 0.0, np.float32),
         _paste(t.phi, t, 0.0, np.float32),
-        kept,
+    )
+
+
+def paste_faint_maps(t: Tiles) -> tuple[np.ndarray, np.ndarray] | None:
+    """Whole (N, H, W) psi and phi maps of the faint search (zero where it kept no pixel)."""
+    if t.kept is None:
+        return None
+    zero = np.float32(0.0)
+    return (
+        _paste(np.where(t.kept, t.psi, zero), t, 0.0, np.float32),
+        _paste(np.where(t.kept, t.phi, zero), t, 0.0, np.float32),
     )
 
 
 def from_tiles(fast: FastResult, tiles: Tiles, template: Array) -> FastResult:
     """``fast`` with its maps rebuilt from ``tiles`` (NumPy; the template whole)."""
-    diff, psi, phi, kept = paste_tiles(tiles)
+    diff, psi, phi = paste_tiles(tiles)
     d = fast.differences
     differences = Differences(
         diff=diff,
@@ -177,7 +203,9 @@ def from_tiles(fast: FastResult, tiles: Tiles, template: Array) -> FastResult:
         psf_sigma=np.asarray(d.psf_sigma),
         noise=np.asarray(d.noise),
     )
-    return replace(fast, differences=differences, faint_kept=kept)
+    return replace(
+        fast, differences=differences, faint_kept=None, faint_maps=paste_faint_maps(tiles)
+    )
 
 
 def handed_over(fast: FastResult) -> FastResult:

@@ -279,7 +279,10 @@ class FastResult:
         to refine and check (None when the faint search is off).
     faint_kept : bool array, shape (N, H, W), or None
         Pixels the faint search used (single-frame outliers and static
-        sources left out); the refinement reads psi and phi only there.
+        sources left out); what the work file keeps of it is in ``faint_maps``.
+    faint_maps : (psi, phi) arrays, shape (N, H, W) each, or None
+        psi and phi where the faint search kept pixels, zero elsewhere: what
+        the refinement of its seeds reads.
     devices : dict
         Device that ran each timed stage (``cpu`` or ``gpu (<model>)``).
     """
@@ -303,6 +306,7 @@ class FastResult:
     slow: list[Mover] = field(default_factory=list)
     faint: FaintSeeds | None = None
     faint_kept: Array | None = field(default=None, repr=False)
+    faint_maps: tuple[Array, Array] | None = field(default=None, repr=False)
     devices: dict[str, str] = field(default_factory=dict)
 
     @property
