@@ -777,6 +777,11 @@ def load_fast_result(path: str | os.PathLike) -> FastResult:
     """
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
+        if "tiles" not in meta:
+            raise InputError(
+                f"{path}: a work file written before the fast/detailed split (whole maps, no "
+                "tiles); run the search again"
+            )
         shape = tuple(meta["tiles"]["shape"])
         tiles = Tiles(
             shape=(shape[0], shape[1], shape[2]),

@@ -199,7 +199,6 @@ def fast_detect(
             seeds, result.faint_kept = scan_faint(
                 diffs, mjd, settings=_faint_settings(config, per_day), progress=tick
             )
-            result.faint_maps = kept_maps(diffs, result.faint_kept)
         result.faint = seeds
         result.trajectories_tested = seeds.trajectories
         result.faint_binning = seeds.binning
@@ -263,11 +262,15 @@ def detailed_detect(
             progress=tick,
         )
     tracks.extend(_mover_tracks(fast.slow, fast, origin="slow"))
-    if fast.faint is not None and fast.faint_maps is not None:
+    # Handed over, the faint maps come pasted from tiles; whole, they are masked here.
+    maps = fast.faint_maps
+    if maps is None and fast.faint_kept is not None:
+        maps = kept_maps(diffs, fast.faint_kept)
+    if fast.faint is not None and maps is not None:
         with stage("faint_verify") as tick:
             faint = refine_faint(
                 fast.faint,
-                fast.faint_maps,
+                maps,
                 fast.mjd,
                 settings=_faint_settings(config, per_day),
                 sigma=float(np.median(diffs.psf_sigma)),

@@ -282,7 +282,8 @@ class FastResult:
         sources left out); what the work file keeps of it is in ``faint_maps``.
     faint_maps : (psi, phi) arrays, shape (N, H, W) each, or None
         psi and phi where the faint search kept pixels, zero elsewhere: what
-        the refinement of its seeds reads.
+        the refinement of its seeds reads (set when handed over; else made
+        from ``faint_kept``).
     devices : dict
         Device that ran each timed stage (``cpu`` or ``gpu (<model>)``).
     """

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from detectors import io
 from detectors.config import SearchConfig
-from detectors.faint import FaintSettings
+from detectors.errors import InputError
+from detectors.faint import FaintSettings, kept_maps
 from detectors.faint_verify import find_faint
 from detectors.fit import FitSettings, fit_tracks
 from detectors.fixed import reject_detector_fixed
@@ -95,7 +98,11 @@ def test_split_through_the_work_file_finds_the_old_tracks_object_for_object(sear
     io.save_fast_result(tmp_path / "fast.npz", fast)
     loaded = io.load_fast_result(tmp_path / "fast.npz")
     _same_tracks(old, detailed_detect(loaded, config=CONFIG))
-    _same_tracks(old, find_moving_objects(frames, config=CONFIG).tracks)
+    result = find_moving_objects(frames, config=CONFIG)
+    _same_tracks(old, result.tracks)
+    # The detailed detector's stages ran on the CPU, like the fast one's here.
+    assert {"slow", "faint_search", "handoff", "fit", "faint_verify"} <= set(result.run["devices"])
+    assert set(result.run["devices"].values()) == {"cpu"}
 
 
 def test_the_work_file_is_smaller_than_the_frames_and_keeps_every_candidate(tmp_path):
@@ -128,6 +135,7 @@ def test_maps_are_whole_near_every_candidate_and_no_data_elsewhere(searched):
     _, fast = searched
     handed = handed_over(fast)
     whole, cut = fast.differences, handed.differences
+    whole_faint = kept_maps(whole, fast.faint_kept)
     assert cut.psi.shape == whole.psi.shape
     for path in candidate_paths(fast):
         for x, y in path:
@@ -139,10 +147,17 @@ def test_maps_are_whole_near_every_candidate_and_no_data_elsewhere(searched):
             ]
             np.testing.assert_array_equal(cut.psi[box], whole.psi[box])
             np.testing.assert_array_equal(cut.diff[box], whole.diff[box])
-            for cut_map, whole_map in zip(handed.faint_maps, fast.faint_maps, strict=True):
+            for cut_map, whole_map in zip(handed.faint_maps, whole_faint, strict=True):
                 np.testing.assert_array_equal(cut_map[box], whole_map[box])
     tiles = cut_tiles(fast)
     kept = tiles.index.shape[0] * tiles.size**2 / (whole.psi.shape[1] * whole.psi.shape[2])
     assert 0 < kept < 1
     outside = np.isnan(cut.diff[0]) & np.isfinite(whole.diff[0])
     assert outside.any() and not cut.psi[:, outside].any()
+
+
+def test_a_work_file_from_before_the_split_is_refused_by_name(tmp_path):
+    path = tmp_path / "fast.npz"
+    np.savez(path, meta=np.array(json.dumps({"ref": 0})), diff=np.zeros((3, 4, 4)))
+    with pytest.raises(InputError, match=r"fast\.npz: a work file written before"):
+        io.load_fast_result(path)
