@@ -241,6 +241,14 @@ class FaintSeeds:
         That motion's measured noise relative to independent frames.
     step : float
         Spacing of the motion grid, pixels per day.
+    trajectories, motions : int
+        Start pixels times motions searched, and motions.
+    threshold : float
+        The grid level the seeds passed (and their refinement must keep).
+    binning : int
+        Side of the start pixels' bins.
+    rate_max, limited_by
+        Fastest rate searched (px/day) and why, when the budget narrowed it.
     """
 
     y: np.ndarray
