@@ -6,8 +6,9 @@ difference maps only near its candidates: along the tracklets' fitted paths
 (PSF fits and stack samples), along the slow movers' and the faint seeds'
 paths (refinement), and around every track for its review stamps. So what
 passes between them keeps, of each frame's difference, psi and phi maps
-(and the faint search's mask of kept pixels), only the whole `TILE` x `TILE`
-tiles within `MARGIN` pixels of a candidate's path in any frame, plus the
+(and, near the faint seeds, the faint search's mask of kept pixels), only the
+whole `TILE` x `TILE` tiles within `MARGIN` pixels of a candidate's path in
+any frame, plus the
 template (the field pictures). Elsewhere the detailed detector sees no data
 (NaN differences, zero psi and phi), which it never reads: its tracks are
 those of the whole maps (``tests/detectors/test_handoff.py``), and the work
@@ -58,8 +59,10 @@ class Tiles:
         Tile row and column of each kept tile.
     diff, psi, phi : ndarray, shape (K, N, size, size), float32
         The maps there (tiles reaching past the edge are padded: NaN, 0, 0).
-    kept : ndarray of bool, shape (K, N, size, size), or None
-        The faint search's kept pixels there (None without a faint search).
+    kept : ndarray of bool, shape (F, N, size, size), or None
+        The faint search's kept pixels in the tiles near faint seeds, the
+        ``kept_rows`` rows of ``index`` (None without a faint search).
+    kept_rows : ndarray of int, shape (F,), or None
     """
 
     shape: tuple[int, int, int]
@@ -69,6 +72,7 @@ class Tiles:
     psi: np.ndarray
     phi: np.ndarray
     kept: np.ndarray | None
+    kept_rows: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
@@ -76,21 +80,21 @@ class Tiles:
         return sum(a.nbytes for a in arrays if a is not None)
 
 
-def candidate_paths(fast: FastResult) -> list[np.ndarray]:
+def candidate_paths(fast: FastResult, *, faint_only: bool = False) -> list[np.ndarray]:
     """Every candidate's positions ``(x, y)`` over the whole sequence, in steps under TILE/2.
 
     A tracklet's path is the motion fit of its detections (the detailed
     detector's first prediction), a slow mover's and a faint seed's their
-    own motion.
+    own motion. ``faint_only``: the faint seeds' paths alone.
     """
     mjd = np.asarray(fast.mjd, dtype=float)
     t_mid = float(np.mean(mjd))
     c = fast.candidates
     lines = []  # (x at t_mid, y at t_mid, vx, vy)
-    for members in fast.tracklets:
+    for members in [] if faint_only else fast.tracklets:
         px, py, _ = motion_fit(mjd[c.frame[members]] - t_mid, c.x[members], c.y[members])
         lines.append((px[0], py[0], px[1], py[1]))
-    for m in fast.slow:
+    for m in [] if faint_only else fast.slow:
         t0 = mjd[m.frames[0]] - t_mid
         vx, vy = m.vel
         lines.append((m.x[0] - vx * t0, m.y[0] - vy * t0, vx, vy))
@@ -149,7 +153,13 @@ def cut_tiles(fast: FastResult, *, size: int = TILE, margin: int = MARGIN) -> Ti
     d = fast.differences
     n, h, w = d.psi.shape
     index = tiles_near(candidate_paths(fast), (h, w), size=size, margin=margin)
-    kept = None if fast.faint_kept is None else _cut(fast.faint_kept, index, size, False)
+    kept = rows = None
+    if fast.faint_kept is not None:
+        # The faint refinement reads only near its seeds (a subset of the tiles above).
+        near = tiles_near(candidate_paths(fast, faint_only=True), (h, w), size=size, margin=margin)
+        cols = -(-w // size)
+        rows = np.searchsorted(index[:, 0] * cols + index[:, 1], near[:, 0] * cols + near[:, 1])
+        kept = _cut(fast.faint_kept, near, size, False)
     return Tiles(
         shape=(n, h, w),
         size=size,
@@ -158,15 +168,19 @@ def cut_tiles(fast: FastResult, *, size: int = TILE, margin: int = MARGIN) -> Ti
         psi=_cut(d.psi, index, size, 0.0),
         phi=_cut(d.phi, index, size, 0.0),
         kept=kept,
+        kept_rows=rows,
     )
 
 
-def _paste(tiles: np.ndarray, t: Tiles, fill: float | bool, dtype) -> np.ndarray:
+def _paste(
+    tiles: np.ndarray, t: Tiles, fill: float | bool, dtype, index: np.ndarray | None = None
+) -> np.ndarray:
+    index = t.index if index is None else index
     n, h, w = t.shape
     shape = (n, h + (-h % t.size), w + (-w % t.size))
     # Zeros come from the OS untouched: only the tiles' pages are ever written.
     full = np.full(shape, fill, dtype=dtype) if fill else np.zeros(shape, dtype=dtype)
-    _tiled(_blocks(full, t.size, fill))[t.index[:, 0], t.index[:, 1]] = tiles
+    _tiled(_blocks(full, t.size, fill))[index[:, 0], index[:, 1]] = tiles
     return full if full.shape == (n, h, w) else np.ascontiguousarray(full[:, :h, :w])
 
 
@@ -181,12 +195,13 @@ def paste_tiles(t: Tiles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def paste_faint_maps(t: Tiles) -> tuple[np.ndarray, np.ndarray] | None:
     """Whole (N, H, W) psi and phi maps of the faint search (zero where it kept no pixel)."""
-    if t.kept is None:
+    if t.kept is None or t.kept_rows is None:
         return None
-    zero = np.float32(0.0)
+    zero, rows = np.float32(0.0), t.kept_rows
+    index = t.index[rows]
     return (
-        _paste(np.where(t.kept, t.psi, zero), t, 0.0, np.float32),
-        _paste(np.where(t.kept, t.phi, zero), t, 0.0, np.float32),
+        _paste(np.where(t.kept, t.psi[rows], zero), t, 0.0, np.float32, index),
+        _paste(np.where(t.kept, t.phi[rows], zero), t, 0.0, np.float32, index),
     )
 
 

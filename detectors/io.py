@@ -724,8 +724,9 @@ def save_fast_result(path: str | os.PathLike, fast: FastResult) -> Path:
         **{f"cand_{k}": getattr(c, k) for k in ("frame", "y", "x", "flux", "snr")},
         **_mover_arrays(fast.slow),
     }
-    if tiles.kept is not None:
+    if tiles.kept is not None and tiles.kept_rows is not None:
         arrays["tile_kept"] = np.packbits(tiles.kept, axis=-1)
+        arrays["tile_kept_rows"] = tiles.kept_rows
     if seeds is not None:
         arrays.update({f"seed_{k}": getattr(seeds, k) for k in _SEED_ARRAYS})
     if reg is not None:
@@ -795,6 +796,7 @@ def load_fast_result(path: str | os.PathLike) -> FastResult:
                 if "tile_kept" in z.files
                 else None
             ),
+            kept_rows=z["tile_kept_rows"] if "tile_kept_rows" in z.files else None,
         )
         n = shape[0]
         empty = np.zeros((n, 0, 0), dtype=np.float32)

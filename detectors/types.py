@@ -381,17 +381,21 @@ class Registration:
     method: list[str]
     stars: Array
     rms_px: Array
+    #: Frame ``k``'s (x, y) splines, built once: every track asks for every frame.
+    _splines: dict[int, tuple] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def to_frame(self, k: int, x: Array, y: Array) -> tuple[Array, Array]:
         """Frame ``k``'s own pixel ``(x, y)`` of reference-grid points ``(x, y)``."""
         from scipy.interpolate import RectBivariateSpline
 
-        ky, kx = min(3, self.grid_y.size - 1), min(3, self.grid_x.size - 1)
-        out = []
-        for values in (self.map_x[k], self.map_y[k]):
-            spline = RectBivariateSpline(self.grid_y, self.grid_x, values, kx=ky, ky=kx)
-            out.append(spline.ev(np.asarray(y, dtype=float), np.asarray(x, dtype=float)))
-        return out[0], out[1]
+        if k not in self._splines:
+            ky, kx = min(3, self.grid_y.size - 1), min(3, self.grid_x.size - 1)
+            self._splines[k] = tuple(
+                RectBivariateSpline(self.grid_y, self.grid_x, values, kx=ky, ky=kx)
+                for values in (self.map_x[k], self.map_y[k])
+            )
+        yy, xx = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
+        return self._splines[k][0].ev(yy, xx), self._splines[k][1].ev(yy, xx)
 
     def dense(self, k: int, shape: tuple[int, int]) -> tuple[Array, Array]:
         """Frame ``k``'s own pixel ``(y, x)`` of every reference pixel, float32 (H, W) each."""

@@ -23,6 +23,8 @@ from detectors.tracks import build_track, merge_tracks
 from .test_faint import _frames
 
 CONFIG = SearchConfig(rate_min=1.0, rate_max=60.0, faint=True)
+#: Pixels either side of a path point rounded to a pixel that are within MARGIN of it.
+REACH = MARGIN - 1
 
 
 @pytest.fixture(scope="module")
@@ -142,11 +144,15 @@ def test_maps_are_whole_near_every_candidate_and_no_data_elsewhere(searched):
             xi, yi = round(x), round(y)
             if not (0 <= xi < whole.psi.shape[2] and 0 <= yi < whole.psi.shape[1]):
                 continue
-            box = np.s_[
-                :, max(yi - MARGIN, 0) : yi + MARGIN + 1, max(xi - MARGIN, 0) : xi + MARGIN + 1
-            ]
+            box = np.s_[:, max(yi - REACH, 0) : yi + REACH + 1, max(xi - REACH, 0) : xi + REACH + 1]
             np.testing.assert_array_equal(cut.psi[box], whole.psi[box])
             np.testing.assert_array_equal(cut.diff[box], whole.diff[box])
+    for path in candidate_paths(fast, faint_only=True):
+        for x, y in path:
+            xi, yi = round(x), round(y)
+            if not (0 <= xi < whole.psi.shape[2] and 0 <= yi < whole.psi.shape[1]):
+                continue
+            box = np.s_[:, max(yi - REACH, 0) : yi + REACH + 1, max(xi - REACH, 0) : xi + REACH + 1]
             for cut_map, whole_map in zip(handed.faint_maps, whole_faint, strict=True):
                 np.testing.assert_array_equal(cut_map[box], whole_map[box])
     tiles = cut_tiles(fast)
