@@ -44,6 +44,7 @@ STAGE_LABELS = {
     "fit": "Fitting tracks",
     "slow": "Slow movers",
     "faint_search": "Faint search",
+    "faint_verify": "Faint verify",
 }
 
 err_console = Console(stderr=True)

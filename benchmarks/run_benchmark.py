@@ -119,7 +119,7 @@ STAGES = {
     "load+align": ("load", "align"),
     "difference+detect": ("difference", "detect"),
     "link": ("link",),
-    "fit/verify": ("fit", "verify"),
+    "fit/verify": ("fit", "verify", "faint_verify"),
     "faint search": ("faint_search",),
 }
 

@@ -26,6 +26,10 @@ Version history:
   time, from the review page or ``PATCH /jobs/{id}/tracks/{track_id}``).
 - 2.2.0: ``run.template`` says what the differences subtracted (a template
   from another night, its files and depth, or the same night's frames).
+- 2.3.0: ``run.devices``: the device of each timed stage (the fast detector's
+  stages on a GPU when there is one, the detailed detector's on the CPU);
+  ``run.device`` is the fast detector's; timings gain ``faint_verify`` and
+  ``handoff``.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ __all__ = [
     "load_schema",
 ]
 
-SCHEMA_VERSION = "2.2.0"
+SCHEMA_VERSION = "2.3.0"
 #: The generated JSON Schema, shipped inside the package.
 SCHEMA_PATH = Path(__file__).with_name("contracts") / "tracks.schema.json"
 #: A reviewer's decision on a track; "pending" until someone looks (or after an undo).
@@ -243,12 +247,18 @@ class RunInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     version: str | None = Field(None, description="AstroHunter version")
-    device: str | None = Field(None, description="cpu, or gpu with the device name")
+    device: str | None = Field(
+        None, description="the fast detector's device: cpu, or gpu with the device name"
+    )
+    devices: dict[str, str] | None = Field(
+        None, description="device of each stage in timings_s (cpu, or gpu with its name)"
+    )
     options: dict[str, Any] | None = Field(None, description="the search settings used")
     timings_s: dict[str, float] | None = Field(
         None,
-        description="wall seconds per stage (load, align, difference, detect, link, fit, slow, "
-        "faint_search, ...) and total",
+        description="wall seconds per stage (fast detector: load, register, align, difference, "
+        "detect, link, slow, faint_search; handoff; detailed detector: fit, faint_verify, "
+        "identify, ...) and total",
     )
     peak_memory_mb: float | None = None
     reference_frame: str | None = Field(None, description="file whose pixel grid was used")

@@ -15,9 +15,10 @@ is masked with its wings, so no artifact can carry a trajectory and the
 stacked noise stays near Gaussian. The grid of motions is spaced from the PSF
 and the time span so that no motion in the range loses more than
 ``max_loss`` of its stacked SNR. Peaks of the best-over-motions map above a
-threshold set from that map's own measured noise are refined by maximising
-the exact inverse-variance stacked SNR over position and motion, and checked
-like any other track.
+threshold set from that map's own measured noise are the seeds that
+`detectors.faint_verify` refines and checks: this module scans the pixels
+(the fast detector's work, on the GPU when there is one), that one reads the
+maps only along each seed's trajectory (the detailed detector's, on the CPU).
 """
 
 from __future__ import annotations
@@ -26,17 +27,23 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import log_ndtr, ndtri_exp
-from scipy.stats import chi2 as chi2_dist
 
 from .backend import Array, get_ndimage, get_xp, to_numpy
 from .budget import fastest_useful_rate, plan_faint
-from .stack import STACKERS, best_motions, sample_stack
+from .stack import STACKERS, best_motions
 from .stats import local_maxima, mad_std
-from .types import FWHM_PER_SIGMA, Differences, Mover
+from .types import FWHM_PER_SIGMA, Differences
 
-__all__ = ["FaintResult", "FaintSettings", "find_faint", "motion_grid", "shift_table"]
+__all__ = [
+    "FaintSeeds",
+    "FaintSettings",
+    "kept_maps",
+    "motion_grid",
+    "scan_faint",
+    "shift_table",
+    "tail_threshold",
+]
 
 #: Pixels beyond +-MASK_SIGMA in one frame's SNR map are masked, with their wings.
 MASK_SIGMA = 5.0
@@ -69,30 +76,6 @@ class FaintSettings:
     min_flux_consistency: float = 1e-3
     max_trajectories: float = 5e10
     memory_bytes: float = 6e9
-
-
-@dataclass
-class _Refined:
-    """A grid peak after refinement: trajectory ``(y0, x0, vy, vx)`` and its per-frame samples."""
-
-    params: np.ndarray
-    stacked: float
-    psi: np.ndarray
-    phi: np.ndarray
-    frame_snr: np.ndarray
-
-
-@dataclass
-class FaintResult:
-    """Verified faint movers and what the search cost."""
-
-    movers: list[Mover]
-    trajectories: int
-    motions: int
-    threshold: float
-    binning: int
-    rate_max: float = math.inf
-    limited_by: str | None = None
 
 
 def motion_grid(
@@ -136,8 +119,8 @@ def shift_table(motions: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.rint(motions[:, None, :] * t[None, :, None]).astype(np.int64)
 
 
-def _masked(diffs: Differences, sigma: float) -> tuple[Array, Array, Array]:
-    """Per-frame SNR, psi and phi maps with single-frame outliers masked (zero).
+def _kept(diffs: Differences, sigma: float) -> tuple[Array, Array]:
+    """Per-frame SNR maps with single-frame outliers masked (zero), and the mask of kept pixels.
 
     A faint mover never reaches ``MASK_SIGMA`` in most of its frames; what
     does is an artifact or an object the per-frame path finds anyway. The
@@ -151,12 +134,14 @@ def _masked(diffs: Differences, sigma: float) -> tuple[Array, Array, Array]:
     ok &= ~_on_static_sources(diffs, sigma)[None]
     for k in range(snr.shape[0]):
         ok[k] &= ~ndi.maximum_filter(xp.abs(snr[k]) > MASK_SIGMA, size=size)
+    return xp.where(ok, snr, xp.float32(0.0)).astype(xp.float32), ok
+
+
+def kept_maps(diffs: Differences, kept: Array) -> tuple[Array, Array]:
+    """The psi and phi maps the faint search refines on: zero outside ``kept``."""
+    xp = get_xp(diffs.psi)
     zero = xp.float32(0.0)
-    return (
-        xp.where(ok, snr, zero).astype(xp.float32),
-        xp.where(ok, diffs.psi, zero),
-        xp.where(ok, diffs.phi, zero),
-    )
+    return xp.where(kept, diffs.psi, zero), xp.where(kept, diffs.phi, zero)
 
 
 def _on_static_sources(diffs: Differences, sigma: float) -> Array:
@@ -240,79 +225,62 @@ def _peaks(best: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
     return local_maxima(best, y, x, half)
 
 
-def _stacked(
-    params: np.ndarray, maps: tuple[Array, Array], t: np.ndarray, noise: float
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Inverse-variance stacked SNR along a trajectory, in units of its motion's noise."""
-    y0, x0, vy, vx = params
-    psi, phi = sample_stack(*maps, y0 + vy * t, x0 + vx * t)
-    total = float(np.sum(phi))
-    return (float(np.sum(psi)) / math.sqrt(total) / noise if total > 0 else 0.0), psi, phi
+@dataclass
+class FaintSeeds:
+    """Peaks of the faint search's motion grid: what the detailed stage refines and checks.
 
-
-def _refine(
-    seed: np.ndarray,
-    maps: tuple[Array, Array],
-    t: np.ndarray,
-    cfg: FaintSettings,
-    step: float,
-    noise: float,
-    binning: int,
-    threshold: float,
-) -> _Refined | None:
-    """Maximise the stacked SNR near a grid peak, then check the result.
-
-    ``noise`` is the seed motion's measured noise relative to independent
-    frames; neighbouring motions, which the fit explores, share it closely.
-    ``binning`` is the size of the seed's pixel; ``threshold`` the level the
-    refined stacked SNR must keep.
+    Attributes
+    ----------
+    y, x : ndarray, shape (K,)
+        Start position at the sequence's mean time, reference grid (pixels).
+    vy, vx : ndarray, shape (K,)
+        Grid motion of each peak, pixels per day.
+    stacked : ndarray, shape (K,)
+        The grid's statistic there (stacked SNR in units of its motion's noise).
+    noise : ndarray, shape (K,)
+        That motion's measured noise relative to independent frames.
+    step : float
+        Spacing of the motion grid, pixels per day.
+    trajectories, motions : int
+        Start pixels times motions searched, and motions.
+    threshold : float
+        The grid level the seeds passed (and their refinement must keep).
+    binning : int
+        Side of the start pixels' bins.
+    rate_max, limited_by
+        Fastest rate searched (px/day) and why, when the budget narrowed it.
     """
-    scale = np.array([0.5 * binning, 0.5 * binning, step / 2, step / 2])
 
-    def cost(z: np.ndarray) -> float:
-        return -_stacked(seed + z * scale, maps, t, noise)[0]
+    y: np.ndarray
+    x: np.ndarray
+    vy: np.ndarray
+    vx: np.ndarray
+    stacked: np.ndarray
+    noise: np.ndarray
+    step: float
+    trajectories: int
+    motions: int
+    threshold: float
+    binning: int
+    rate_max: float = math.inf
+    limited_by: str | None = None
 
-    simplex = np.vstack([np.zeros(4), np.eye(4)])  # half a seed pixel, half a grid step each way
-    best = minimize(
-        cost,
-        np.zeros(4),
-        method="Nelder-Mead",
-        options={"initial_simplex": simplex, "xatol": 0.02, "fatol": 0.01, "maxiter": 400},
-    )
-    params = seed + best.x * scale
-    stacked, psi, phi = _stacked(params, maps, t, noise)
-    has = phi > 0
-    if stacked < max(cfg.min_stacked_snr, threshold) or has.sum() < 3:
-        return None
-    frame_snr = np.where(has, psi / np.sqrt(np.where(has, phi, 1.0)), 0.0)
-    # A real object adds a little in every frame; an artifact, a lot in few.
-    share = float(np.max(psi[has]) / np.sum(psi[has]))
-    positive = float(np.mean(frame_snr[has] > 0))
-    # ... and the same flux in every frame, within the noise: a residual of
-    # a galaxy or a star's wing comes and goes with the seeing.
-    flux = float(np.sum(psi[has]) / np.sum(phi[has]))
-    chi2 = float(np.sum((psi[has] - phi[has] * flux) ** 2 / phi[has]))
-    consistent = chi2_dist.sf(chi2, has.sum() - 1) >= cfg.min_flux_consistency
-    speed = math.hypot(params[2], params[3])
-    if (
-        share > cfg.max_frame_share
-        or positive < 0.7
-        or not consistent
-        or not cfg.rate_min <= speed <= cfg.rate_max
-    ):
-        return None
-    return _Refined(params=params, stacked=stacked, psi=psi, phi=phi, frame_snr=frame_snr)
+    def __len__(self) -> int:
+        return int(self.y.size)
 
 
-def find_faint(
+def scan_faint(
     diffs: Differences,
     mjd: np.ndarray,
     *,
     settings: FaintSettings,
     stacker: str | None = None,
     progress=None,
-) -> FaintResult:
-    """Search every motion of the rate range for objects too faint for single frames.
+) -> tuple[FaintSeeds, Array]:
+    """Stack every motion of the rate range from every start pixel; keep the grid's peaks.
+
+    This is the part of the faint search that scans pixels;
+    :func:`detectors.faint_verify.refine_faint` turns its seeds into movers.
 
     Parameters
     ----------
@@ -329,9 +297,9 @@ def find_faint(
 
     Returns
     -------
-    FaintResult
-        ``movers``: one `Mover` per verified object (positions from the
-        motion fit).
+    seeds : FaintSeeds
+    kept : bool array, shape (N, H, W), NumPy or CuPy
+        Pixels the search used (see :func:`kept_maps`).
     """
     xp = get_xp(diffs.psi)
     n, h, w = diffs.psi.shape
@@ -349,11 +317,13 @@ def find_faint(
         max_trajectories=settings.max_trajectories,
         budget_bytes=settings.memory_bytes,
     )
+    none = np.zeros(0)
     if plan.rate_max <= settings.rate_min:
-        return FaintResult(
-            movers=[], trajectories=0, motions=0, threshold=math.inf, binning=plan.binning,
-            rate_max=plan.rate_max, limited_by=plan.limited_by,
-        )  # fmt: skip
+        return FaintSeeds(
+            y=none, x=none, vy=none, vx=none, stacked=none, noise=none, step=1.0, trajectories=0,
+            motions=0, threshold=math.inf, binning=plan.binning, rate_max=plan.rate_max,
+            limited_by=plan.limited_by,
+        ), xp.zeros((n, h, w), dtype=bool)  # fmt: skip
     motions = motion_grid(
         t,
         rate_min=settings.rate_min,
@@ -365,7 +335,7 @@ def find_faint(
     shifts = shift_table(motions / binning, t)
     if stacker is None:
         stacker = "numba" if xp is np and "numba" in STACKERS else "xp"
-    snr, psi, phi = _masked(diffs, sigma)
+    snr, kept = _kept(diffs, sigma)
     snr = _binned(snr, binning)
     best, noise = STACKERS[stacker](snr, shifts, progress=progress)
     best = to_numpy(best)
@@ -378,20 +348,16 @@ def find_faint(
     ranks = (max(10, round(100 * mpix)), max(300, round(3000 * mpix)))
     threshold = tail_threshold(values, settings.false_tracks * mpix, ranks=ranks)
     keep = values >= threshold
-    ys, xs = ys[keep], xs[keep]
-    motion_of = best_motions(snr, shifts, 1.0 / noise, ys, xs)
-    ys, xs = ys * binning + (binning - 1) / 2, xs * binning + (binning - 1) / 2
-    step = float(np.min(np.diff(np.unique(motions[:, 0])))) if len(motions) > 1 else 1.0
-    movers = []
-    for y, x, m in zip(ys, xs, motion_of, strict=True):
-        vy, vx = motions[m]
-        seed = np.array([y, x, vy, vx], dtype=float)
-        relative = noise[m] / (math.sqrt(n) * frame_noise)
-        found = _refine(seed, (psi, phi), t, settings, step, relative, binning, threshold)
-        if found is not None:
-            movers.append(_as_mover(found, t, sigma))
-    return FaintResult(
-        movers=movers,
+    ys, xs, values = ys[keep], xs[keep], values[keep]
+    motion_of = np.asarray(best_motions(snr, shifts, 1.0 / noise, ys, xs), dtype=np.int64)
+    seeds = FaintSeeds(
+        y=ys * binning + (binning - 1) / 2,
+        x=xs * binning + (binning - 1) / 2,
+        vy=motions[motion_of, 0],
+        vx=motions[motion_of, 1],
+        stacked=np.asarray(values, dtype=float),
+        noise=np.asarray(noise, dtype=float)[motion_of] / (math.sqrt(n) * frame_noise),
+        step=float(np.min(np.diff(np.unique(motions[:, 0])))) if len(motions) > 1 else 1.0,
         trajectories=int(len(motions) * snr.shape[1] * snr.shape[2]),
         motions=len(motions),
         threshold=threshold,
@@ -399,30 +365,4 @@ def find_faint(
         rate_max=plan.rate_max,
         limited_by=plan.limited_by,
     )
-
-
-def _as_mover(found: _Refined, t: np.ndarray, sigma: float) -> Mover:
-    """Per-frame positions from the fitted motion, with errors from the stacked SNR.
-
-    At per-frame SNR 2-3 a single frame cannot locate the object, so its
-    position in every frame comes from the motion fit: the error at the
-    middle time is that of one detection at the stacked SNR, and grows away
-    from it as the motion's error does.
-    """
-    y0, x0, vy, vx = found.params
-    has = found.phi > 0
-    err0 = math.sqrt(2.0) * sigma / found.stacked
-    t_rms = math.sqrt(float(np.mean(t[has] ** 2))) or 1.0
-    err = err0 * np.sqrt(1.0 + (t / t_rms) ** 2)
-    frames = np.flatnonzero(has)
-    flux = np.where(has, found.psi / np.where(has, found.phi, 1.0), np.nan)
-    return Mover(
-        frames=frames,
-        x=(x0 + vx * t)[frames],
-        y=(y0 + vy * t)[frames],
-        err=err[frames],
-        flux=flux[frames],
-        snr=found.frame_snr[frames],
-        stacked=found.stacked,
-        vel=(float(vx), float(vy)),
-    )
+    return seeds, kept

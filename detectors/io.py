@@ -30,6 +30,8 @@ from astropy.wcs import WCS
 
 from .backend import to_numpy
 from .errors import InputError
+from .faint import FaintSeeds
+from .handoff import Tiles, cut_tiles, from_tiles
 from .headers import (
     celestial_wcs,
     check_wcs,
@@ -40,7 +42,15 @@ from .headers import (
     mid_exposure_mjd,
     pixel_scaling,
 )
-from .types import Candidates, Differences, FastResult, Frame, Registration, SkySolution
+from .types import (
+    Candidates,
+    Differences,
+    FastResult,
+    Frame,
+    Mover,
+    Registration,
+    SkySolution,
+)
 
 __all__ = [
     "FITS_SUFFIXES",
@@ -712,21 +722,28 @@ def _indexed(rgb: np.ndarray, colours: np.ndarray) -> Any:
 
 
 def save_fast_result(path: str | os.PathLike, fast: FastResult) -> Path:
-    """Write a :class:`detectors.types.FastResult` for the detailed detector.
+    """Write a :class:`detectors.types.FastResult` for the detailed detector (the work file).
 
     The fast and detailed detectors may run on different hosts; what passes
     between them is this one uncompressed ``.npz`` in the shared data folder
-    (arrays are large; the broker only carries the job id).
+    (the broker only carries the job id): the candidate lists, the template,
+    and the tiles of the maps around the candidates (`detectors.handoff`).
     """
-    d = fast.differences
-    c = fast.candidates
+    d, c = fast.differences, fast.candidates
+    tiles = cut_tiles(fast)
     lengths = np.array([t.size for t in fast.tracklets], dtype=np.int64)
     members = np.concatenate(fast.tracklets) if fast.tracklets else np.zeros(0, dtype=np.int64)
-    reg, sky = fast.registration, fast.sky
+    reg, sky, seeds = fast.registration, fast.sky, fast.faint
     meta = {
         "ref": fast.ref,
         "zero_point": fast.zero_point,
         "timings": fast.timings,
+        "devices": fast.devices,
+        "limits": fast.limits,
+        "faint": None
+        if seeds is None
+        else {k: getattr(seeds, k) for k in _SEED_VALUES} | {"count": len(seeds)},
+        "tiles": {"shape": tiles.shape, "size": tiles.size},
         "wcs": None if fast.wcs is None else fast.wcs.to_header(relax=True).tostring(),
         "sky": None
         if sky is None
@@ -734,18 +751,11 @@ def save_fast_result(path: str | os.PathLike, fast: FastResult) -> Path:
         "registration": None if reg is None else {"ref": reg.ref, "method": reg.method},
         "template": fast.template,
     }
-    registration = (
-        {}
-        if reg is None
-        else {
-            f"reg_{k}": getattr(reg, k)
-            for k in ("grid_y", "grid_x", "map_y", "map_x", "origin", "stars", "rms_px")
-        }
-    )
     arrays = {
-        "diff": to_numpy(d.diff),
-        "psi": to_numpy(d.psi),
-        "phi": to_numpy(d.phi),
+        "tile_index": tiles.index,
+        "tile_diff": tiles.diff,
+        "tile_psi": tiles.psi,
+        "tile_phi": tiles.phi,
         "template": to_numpy(d.template),
         "scale": d.scale,
         "psf_sigma": d.psf_sigma,
@@ -755,8 +765,15 @@ def save_fast_result(path: str | os.PathLike, fast: FastResult) -> Path:
         "tracklet_members": members,
         "meta": np.array(json.dumps(meta)),
         **{f"cand_{k}": getattr(c, k) for k in ("frame", "y", "x", "flux", "snr")},
-        **registration,
+        **_mover_arrays(fast.slow),
     }
+    if tiles.kept is not None and tiles.kept_rows is not None:
+        arrays["tile_kept"] = np.packbits(tiles.kept, axis=-1)
+        arrays["tile_kept_rows"] = tiles.kept_rows
+    if seeds is not None:
+        arrays.update({f"seed_{k}": getattr(seeds, k) for k in _SEED_ARRAYS})
+    if reg is not None:
+        arrays.update({f"reg_{k}": getattr(reg, k) for k in _REGISTRATION_ARRAYS})
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
@@ -765,40 +782,98 @@ def save_fast_result(path: str | os.PathLike, fast: FastResult) -> Path:
     return _atomic_write(Path(path), write)
 
 
-def load_fast_result(path: str | os.PathLike) -> FastResult:
-    """Read what :func:`save_fast_result` wrote (arrays come back as NumPy)."""
+_SEED_ARRAYS = ("y", "x", "vy", "vx", "stacked", "noise")
+_SEED_VALUES = ("step", "trajectories", "motions", "threshold", "binning", "rate_max", "limited_by")
+_REGISTRATION_ARRAYS = ("grid_y", "grid_x", "map_y", "map_x", "origin", "stars", "rms_px")
+_MOVER_ARRAYS = ("frames", "x", "y", "err", "flux", "snr")
 
+
+def _mover_arrays(movers: list[Mover]) -> dict[str, np.ndarray]:
+    """Slow movers as flat arrays: per-frame values end to end, with each mover's length."""
+    out = {
+        f"slow_{k}": np.concatenate([getattr(m, k) for m in movers]) if movers else np.zeros(0)
+        for k in _MOVER_ARRAYS
+    }
+    out["slow_lengths"] = np.array([m.frames.size for m in movers], dtype=np.int64)
+    out["slow_stacked"] = np.array([m.stacked for m in movers], dtype=float)
+    out["slow_vel"] = np.array([m.vel for m in movers], dtype=float).reshape(-1, 2)
+    return out
+
+
+def _movers(z: Any) -> list[Mover]:
+    bounds = np.cumsum(z["slow_lengths"])[:-1]
+    per_frame = {k: np.split(z[f"slow_{k}"], bounds) for k in _MOVER_ARRAYS}
+    return [
+        Mover(
+            **{k: v[i] for k, v in per_frame.items()},
+            stacked=float(z["slow_stacked"][i]),
+            vel=(float(z["slow_vel"][i, 0]), float(z["slow_vel"][i, 1])),
+        )
+        for i in range(z["slow_lengths"].size)
+    ]
+
+
+def load_fast_result(path: str | os.PathLike) -> FastResult:
+    """Read what :func:`save_fast_result` wrote (NumPy arrays; the maps whole again).
+
+    Outside the saved tiles the maps hold no data (NaN differences, zero psi
+    and phi): the detailed detector does not read there.
+    """
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
-        diffs = Differences(
-            diff=z["diff"],
-            psi=z["psi"],
-            phi=z["phi"],
-            template=z["template"],
-            scale=z["scale"],
-            psf_sigma=z["psf_sigma"],
-            noise=z["noise"],
+        if "tiles" not in meta:
+            raise InputError(
+                f"{path}: a work file written before the fast/detailed split (whole maps, no "
+                "tiles); run the search again"
+            )
+        shape = tuple(meta["tiles"]["shape"])
+        tiles = Tiles(
+            shape=(shape[0], shape[1], shape[2]),
+            size=meta["tiles"]["size"],
+            index=z["tile_index"],
+            diff=z["tile_diff"],
+            psi=z["tile_psi"],
+            phi=z["tile_phi"],
+            kept=(
+                np.unpackbits(z["tile_kept"], axis=-1, count=meta["tiles"]["size"]).astype(bool)
+                if "tile_kept" in z.files
+                else None
+            ),
+            kept_rows=z["tile_kept_rows"] if "tile_kept_rows" in z.files else None,
         )
+        n = shape[0]
+        empty = np.zeros((n, 0, 0), dtype=np.float32)
+        diffs = Differences(
+            diff=empty, psi=empty, phi=empty, template=z["template"], scale=z["scale"],
+            psf_sigma=z["psf_sigma"], noise=z["noise"],
+        )  # fmt: skip
         cands = Candidates(**{k: z[f"cand_{k}"] for k in ("frame", "y", "x", "flux", "snr")})
         bounds = np.cumsum(z["tracklet_lengths"])[:-1]
         tracklets = np.split(z["tracklet_members"], bounds) if z["tracklet_lengths"].size else []
         mjd = z["mjd"]
-        reg = meta.get("registration")
+        reg = meta["registration"]
         registration = (
             None
             if reg is None
             else Registration(
                 ref=reg["ref"],
                 method=reg["method"],
-                **{
-                    k: z[f"reg_{k}"]
-                    for k in ("grid_y", "grid_x", "map_y", "map_x", "origin", "stars", "rms_px")
-                },
+                **{k: z[f"reg_{k}"] for k in _REGISTRATION_ARRAYS},
             )
         )
+        seeds = meta["faint"]
+        faint = (
+            None
+            if seeds is None
+            else FaintSeeds(
+                **{k: z[f"seed_{k}"] for k in _SEED_ARRAYS},
+                **{k: seeds[k] for k in _SEED_VALUES},
+            )
+        )
+        slow = _movers(z)
     wcs = None if meta["wcs"] is None else WCS(fits.Header.fromstring(meta["wcs"]))
-    sky = meta.get("sky")
-    return FastResult(
+    sky = meta["sky"]
+    fast = FastResult(
         mjd=mjd,
         wcs=wcs,
         ref=meta["ref"],
@@ -807,10 +882,19 @@ def load_fast_result(path: str | os.PathLike) -> FastResult:
         candidates=cands,
         tracklets=list(tracklets),
         timings=meta["timings"],
+        limits=meta["limits"],
         registration=registration,
         sky=None if sky is None else SkySolution(wcs=wcs, **sky),
         template=meta.get("template", {}),
+        slow=slow,
+        faint=faint,
+        devices=meta["devices"],
     )
+    if faint is not None:
+        fast.trajectories_tested = faint.trajectories
+        fast.faint_binning = faint.binning
+        fast.faint_threshold = round(faint.threshold, 3)
+    return from_tiles(fast, tiles, diffs.template)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

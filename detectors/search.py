@@ -3,7 +3,13 @@
 This is what ``astrohunter detect`` runs and what the service actors call
 stage by stage; it owns no algorithm of its own, only the order of the
 stages, the unit conversions between them, and the bookkeeping (seconds per
-stage, peak memory, device).
+stage, peak memory, device per stage).
+
+The fast detector runs everything that scans pixels, on the GPU when there
+is one: registration, alignment, differencing, detection, linking, the slow
+movers and the shift-and-stack scan of the faint search. The detailed
+detector (CPU) fits, refines and checks the candidates it was handed, and
+reads the maps only near them (`detectors.handoff`).
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from .budget import check_per_frame, fastest_useful_rate
 from .config import SearchConfig
 from .detect import find_candidates
 from .difference import TemplateBuilder, difference_frames
-from .faint import FaintSettings, find_faint
+from .faint import FaintSettings, kept_maps, scan_faint
+from .faint_verify import refine_faint
 from .fit import FitSettings, fit_tracks
 from .fixed import reject_detector_fixed
+from .handoff import handed_over
 from .link import default_min_detections, link_candidates
 from .masks import frame_masks
 from .register import register_frames, star_catalogue
@@ -73,16 +81,22 @@ def _peak_memory_mb() -> float:
 class _Stages:
     """Times each stage (synchronising a GPU first) and forwards its progress."""
 
-    def __init__(self, xp, progress: Progress | None, timings: dict[str, float]) -> None:
-        self.xp, self.progress, self.timings = xp, progress, timings
+    def __init__(
+        self, xp, progress: Progress | None, timings: dict[str, float], devices: dict[str, str]
+    ) -> None:
+        self.xp, self.progress, self.timings, self.devices = xp, progress, timings, devices
 
     @contextmanager
-    def __call__(self, name: str) -> Iterator[Callable[[int, int], None]]:
+    def __call__(
+        self, name: str, *, device: str | None = None
+    ) -> Iterator[Callable[[int, int], None]]:
+        """Time stage ``name``; ``device`` when it runs elsewhere than the arrays' device."""
         t = time.perf_counter()
         yield lambda done, total: self.progress and self.progress(name, done, total)
         if self.xp is not np:
             self.xp.cuda.Stream.null.synchronize()
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t
+        self.devices[name] = device or device_name(self.xp)
 
 
 def fast_detect(
@@ -93,7 +107,11 @@ def fast_detect(
     progress: Progress | None = None,
     timings: dict[str, float] | None = None,
 ) -> FastResult:
-    """The fast detector: align, difference, detect and link (CPU or GPU).
+    """The fast detector (CPU or GPU): every stage that scans pixels.
+
+    Align, difference, detect and link; find the slow movers; and, with
+    ``config.faint``, stack every motion of the rate range from every start
+    pixel and keep the peaks (`detectors.faint.scan_faint`).
 
     Parameters
     ----------
@@ -114,7 +132,8 @@ def fast_detect(
     """
     xp = get_xp(device=config.device)
     timings = dict(timings or {})
-    stage = _Stages(xp, progress, timings)
+    devices: dict[str, str] = {}
+    stage = _Stages(xp, progress, timings, devices)
     mjd = np.array([f.mjd for f in frames])
     h, w = frames[reference_index(frames)].shape
     check_per_frame(len(frames), h, w, budget_bytes=config.memory_gb * 1e9)
@@ -176,6 +195,7 @@ def fast_detect(
         registration=registration,
         sky=sky,
         template=template_info,
+        devices=devices,
     )
     need = config.min_detections or default_min_detections(len(frames))
     # Nothing faster than the field's diagonal per `need` frames can be linked.
@@ -192,18 +212,49 @@ def fast_detect(
             min_detections=config.min_detections,
             progress=tick,
         )
+    rate_min, rate_max = config.rate_min * per_day, config.rate_max * per_day
+    with stage("slow", device="cpu") as tick:  # sep measures the sources on the CPU
+        result.slow = find_slow_movers(
+            diffs, mjd, rate_min=rate_min, rate_max=rate_max, progress=tick
+        )
+    if config.faint:
+        with stage("faint_search") as tick:
+            seeds, result.faint_kept = scan_faint(
+                diffs, mjd, settings=_faint_settings(config, per_day), progress=tick
+            )
+        result.faint = seeds
+        result.trajectories_tested = seeds.trajectories
+        result.faint_binning = seeds.binning
+        result.faint_threshold = round(seeds.threshold, 3)
+        if seeds.limited_by is not None:
+            result.limits["faint_rate_max"] = seeds.rate_max
+            result.limits["faint_limited_by"] = seeds.limited_by
     return result
+
+
+def _faint_settings(config: SearchConfig, per_day: float) -> FaintSettings:
+    return FaintSettings(
+        rate_min=config.rate_min * per_day,
+        rate_max=config.rate_max * per_day,
+        min_stacked_snr=config.faint_min_stacked_snr,
+        memory_bytes=config.memory_gb * 1e9,
+    )
 
 
 def detailed_detect(
     fast: FastResult, *, config: SearchConfig, progress: Progress | None = None
 ) -> list[Track]:
-    """The detailed detector (CPU): verify and measure tracklets, add slow movers.
+    """The detailed detector (CPU): verify and measure the candidates the fast one found.
+
+    Nothing here scans the field: tracklets are fitted and measured along
+    their paths, faint seeds refined along their trajectories, and slow
+    movers taken as measured.
 
     Parameters
     ----------
     fast : FastResult
-        Output of :func:`fast_detect`; its ``timings`` gain ``fit``, ``slow`` and ``faint_search``.
+        Output of :func:`fast_detect`, whole or as handed over
+        (`detectors.handoff`); its ``timings`` gain ``fit`` and ``faint_verify``.
     config : SearchConfig, keyword-only
     progress : callable, keyword-only
         ``progress(stage, done, total)``.
@@ -213,19 +264,12 @@ def detailed_detect(
     list of Track
         Strongest first, duplicates merged; empty when nothing moves.
     """
-    xp = get_xp(fast.differences.psi)
-    stage = _Stages(xp, progress, fast.timings)
+    stage = _Stages(np, progress, fast.timings, fast.devices)
     per_day = fast.pixels_per_day
     settings = FitSettings(
         rate_min=config.rate_min * per_day,
         rate_max=config.rate_max * per_day,
         min_stacked_snr=config.min_stacked_snr,
-    )
-    faint_settings = FaintSettings(
-        rate_min=settings.rate_min,
-        rate_max=settings.rate_max,
-        min_stacked_snr=config.faint_min_stacked_snr,
-        memory_bytes=config.memory_gb * 1e9,
     )
     diffs = fast.differences
     with stage("fit") as tick:
@@ -240,26 +284,22 @@ def detailed_detect(
             pixel_scale=24.0 / per_day,
             progress=tick,
         )
-    with stage("slow") as tick:
-        slow = find_slow_movers(
-            diffs, fast.mjd, rate_min=settings.rate_min, rate_max=settings.rate_max, progress=tick
-        )
-        tracks.extend(_mover_tracks(slow, fast, origin="slow"))
-    if config.faint:
-        with stage("faint_search") as tick:
-            faint = find_faint(
-                diffs,
+    tracks.extend(_mover_tracks(fast.slow, fast, origin="slow"))
+    # Handed over, the faint maps come pasted from tiles; whole, they are masked here.
+    maps = fast.faint_maps
+    if maps is None and fast.faint_kept is not None:
+        maps = kept_maps(diffs, fast.faint_kept)
+    if fast.faint is not None and maps is not None:
+        with stage("faint_verify") as tick:
+            faint = refine_faint(
+                fast.faint,
+                maps,
                 fast.mjd,
-                settings=faint_settings,
+                settings=_faint_settings(config, per_day),
+                sigma=float(np.median(diffs.psf_sigma)),
                 progress=tick,
             )
-            fast.trajectories_tested = faint.trajectories
-            fast.faint_binning = faint.binning
-            fast.faint_threshold = round(faint.threshold, 3)
-            if faint.limited_by is not None:
-                fast.limits["faint_rate_max"] = faint.rate_max
-                fast.limits["faint_limited_by"] = faint.limited_by
-            tracks.extend(_mover_tracks(faint.movers, fast, origin="faint"))
+            tracks.extend(_mover_tracks(faint, fast, origin="faint"))
     if fast.registration is not None:
         tracks, fast.detector_fixed = reject_detector_fixed(tracks, fast.registration)
     for track in tracks:
@@ -294,7 +334,8 @@ def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dic
     return {
         **_sky_info(fast, frames),
         "version": __version__,
-        "device": device_name(get_xp(fast.differences.psi)),
+        "device": fast.devices.get("difference", "cpu"),
+        "devices": {k: fast.devices.get(k, "cpu") for k in timings if k != "total"},
         "options": config.as_dict(),
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
         "peak_memory_mb": round(_peak_memory_mb(), 1),
@@ -374,12 +415,16 @@ def find_moving_objects(
     """
     config = config or SearchConfig()
     fast = fast_detect(frames, config=config, template=template, progress=progress, timings=timings)
-    tracks = detailed_detect(fast, config=config, progress=progress)
+    # Through the same cut as the services' work file, so both find the same tracks.
+    started = time.perf_counter()
+    handed = handed_over(fast)
+    handed.timings["handoff"] = time.perf_counter() - started
+    tracks = detailed_detect(handed, config=config, progress=progress)
     return SearchResult(
         frames=frames,
         tracks=tracks,
         candidates=fast.candidates,
-        run=run_info(fast, frames, config),
+        run=run_info(handed, frames, config),
         differences=fast.differences if keep_differences else None,
         sky=fast.sky,
     )

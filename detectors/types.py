@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy.io import fits
@@ -20,6 +21,9 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from .backend import Array
+
+if TYPE_CHECKING:
+    from .faint import FaintSeeds
 
 __all__ = [
     "FWHM_PER_SIGMA",
@@ -271,6 +275,20 @@ class FastResult:
     template : dict
         Which template the differences subtract and its depth
         (`detectors.template`), for the ``run`` block.
+    slow : list of Mover
+        Slow movers (found on the whole field by the fast detector).
+    faint : FaintSeeds or None
+        Peaks of the faint search's motion grid, for the detailed detector
+        to refine and check (None when the faint search is off).
+    faint_kept : bool array, shape (N, H, W), or None
+        Pixels the faint search used (single-frame outliers and static
+        sources left out); what the work file keeps of it is in ``faint_maps``.
+    faint_maps : (psi, phi) arrays, shape (N, H, W) each, or None
+        psi and phi where the faint search kept pixels, zero elsewhere: what
+        the refinement of its seeds reads (set when handed over; else made
+        from ``faint_kept``).
+    devices : dict
+        Device that ran each timed stage (``cpu`` or ``gpu (<model>)``).
     """
 
     mjd: Array
@@ -290,6 +308,11 @@ class FastResult:
     sky: SkySolution | None = None
     detector_fixed: int = 0
     template: dict = field(default_factory=dict)
+    slow: list[Mover] = field(default_factory=list)
+    faint: FaintSeeds | None = None
+    faint_kept: Array | None = field(default=None, repr=False)
+    faint_maps: tuple[Array, Array] | None = field(default=None, repr=False)
+    devices: dict[str, str] = field(default_factory=dict)
 
     @property
     def pixels_per_day(self) -> float:
@@ -362,17 +385,21 @@ class Registration:
     method: list[str]
     stars: Array
     rms_px: Array
+    #: Frame ``k``'s (x, y) splines, built once: every track asks for every frame.
+    _splines: dict[int, tuple] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def to_frame(self, k: int, x: Array, y: Array) -> tuple[Array, Array]:
         """Frame ``k``'s own pixel ``(x, y)`` of reference-grid points ``(x, y)``."""
         from scipy.interpolate import RectBivariateSpline
 
-        ky, kx = min(3, self.grid_y.size - 1), min(3, self.grid_x.size - 1)
-        out = []
-        for values in (self.map_x[k], self.map_y[k]):
-            spline = RectBivariateSpline(self.grid_y, self.grid_x, values, kx=ky, ky=kx)
-            out.append(spline.ev(np.asarray(y, dtype=float), np.asarray(x, dtype=float)))
-        return out[0], out[1]
+        if k not in self._splines:
+            ky, kx = min(3, self.grid_y.size - 1), min(3, self.grid_x.size - 1)
+            self._splines[k] = tuple(
+                RectBivariateSpline(self.grid_y, self.grid_x, values, kx=ky, ky=kx)
+                for values in (self.map_x[k], self.map_y[k])
+            )
+        yy, xx = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
+        return self._splines[k][0].ev(yy, xx), self._splines[k][1].ev(yy, xx)
 
     def dense(self, k: int, shape: tuple[int, int]) -> tuple[Array, Array]:
         """Frame ``k``'s own pixel ``(y, x)`` of every reference pixel, float32 (H, W) each."""

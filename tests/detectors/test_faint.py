@@ -9,7 +9,8 @@ import pytest
 from scipy.special import ndtri
 
 from detectors.config import SearchConfig
-from detectors.faint import FaintSettings, find_faint, motion_grid, shift_table, tail_threshold
+from detectors.faint import FaintSettings, motion_grid, shift_table, tail_threshold
+from detectors.faint_verify import find_faint
 from detectors.report import tracks_to_contract
 from detectors.score import score_field
 from detectors.search import detailed_detect, fast_detect, run_info

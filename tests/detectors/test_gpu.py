@@ -53,8 +53,11 @@ def _paired(cpu_tracks, gpu_tracks):
 
 def test_gpu_run_block_names_the_gpu(results):
     cpu, gpu = results
-    assert cpu.run["device"] == "cpu"
+    assert cpu.run["device"] == "cpu" and set(cpu.run["devices"].values()) == {"cpu"}
     assert gpu.run["device"].startswith("gpu")
+    assert (
+        gpu.run["devices"]["faint_search"].startswith("gpu") and gpu.run["devices"]["fit"] == "cpu"
+    )
 
 
 def test_gpu_finds_the_same_tracks_as_cpu(results):
@@ -93,3 +96,39 @@ def test_gpu_faint_search_finds_the_same_movers_as_cpu(tmp_path):
         np.testing.assert_allclose(g.x, c.x, atol=0.1)
         np.testing.assert_allclose(g.y, c.y, atol=0.1)
         assert g.stacked_snr == pytest.approx(c.stacked_snr, rel=0.02)
+
+
+def test_fast_detector_on_the_gpu_hands_over_what_numpy_does(tmp_path):
+    """The fast detector end to end (faint scan included) on CuPy and on NumPy; the work file
+    from the GPU gives the detailed detector (CPU) the same tracks."""
+    if not gpu_available():
+        pytest.skip("no CUDA device")
+    from detectors.search import detailed_detect, fast_detect
+
+    field = simulate_field(
+        seed=6, shape=(512, 512), n_frames=10, n_objects=14, snr_range=(2.5, 8.0),
+        rate_range=(1.0, 60.0),
+    )  # fmt: skip
+    frames_dir, _ = io.write_simulated_field(field, tmp_path)
+    frames = io.load_frames(io.expand_paths([frames_dir])).frames
+    fast, tracks = {}, {}
+    for device in ("cpu", "gpu"):
+        config = SearchConfig(device=device, rate_min=1.0, rate_max=60.0, faint=True)
+        fast[device] = fast_detect(frames, config=config)
+        path = io.save_fast_result(tmp_path / f"{device}.npz", fast[device])
+        tracks[device] = detailed_detect(io.load_fast_result(path), config=config)
+    cpu, gpu = fast["cpu"], fast["gpu"]
+    assert gpu.devices["faint_search"].startswith("gpu") and gpu.devices["difference"] != "cpu"
+    assert set(cpu.devices.values()) == {"cpu"}
+    assert len(gpu.tracklets) == len(cpu.tracklets) > 0
+    assert len(gpu.slow) == len(cpu.slow)
+    assert cpu.faint is not None and gpu.faint is not None
+    assert len(gpu.faint) == len(cpu.faint) > 0
+    assert gpu.faint.threshold == pytest.approx(cpu.faint.threshold, abs=0.02)
+    np.testing.assert_allclose(np.sort(gpu.faint.x), np.sort(cpu.faint.x), atol=1.0)
+    assert {t.origin for t in tracks["cpu"]} == {"fast", "slow", "faint"}
+    assert len(tracks["gpu"]) == len(tracks["cpu"])
+    for c, g in _paired(tracks["cpu"], tracks["gpu"]):
+        assert g.origin == c.origin
+        np.testing.assert_allclose(g.x, c.x, atol=0.1)
+        np.testing.assert_allclose(g.y, c.y, atol=0.1)

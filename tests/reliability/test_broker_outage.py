@@ -98,9 +98,9 @@ def test_broker_restart_under_running_workers(deploy):
     d = deploy()
     d.start_api()
     d.start_worker(threads=2)
-    slow = d.submit(field(4.0, faint=True))  # in detailed_detect for several seconds
+    slow = d.submit(field(4.0, faint=True))  # faint search: in fast_detect for several seconds
     waiting = [d.submit(field(1.0)) for _ in range(2)]
-    d.wait_status(slow, lambda s: s["state"] == "detailed_detect", what="detailed_detect")
+    d.wait_status(slow, lambda s: s["state"] == "fast_detect", what="fast_detect")
     with rabbitmq_stopped():
         _health_once_probed(d, 503)
     jobs = [slow, *waiting]

@@ -49,10 +49,10 @@ def test_the_largest_request_runs_within_its_memory_budget_and_stops_on_cancel(d
     watcher.start()
     try:
         job = d.submit(HUGE)
-        d.wait_status(job, lambda s: s["state"] == "detailed_detect", timeout=300, interval=0.2)
+        d.wait_status(job, lambda s: s["state"] == "fast_detect", timeout=300, interval=0.2)
         # Progress keeps coming while the faint search runs: a cancel has a place to land.
         seen, gaps, last = [], [], time.monotonic()
-        while len(seen) < 4 and d.status(job)["state"] == "detailed_detect":
+        while len(seen) < 4 and d.status(job)["state"] == "fast_detect":
             percent = d.status(job)["percent"]
             if not seen or percent != seen[-1]:
                 now = time.monotonic()

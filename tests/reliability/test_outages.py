@@ -56,11 +56,11 @@ def test_redis_down_status_from_database_then_live_again(stack):
         assert health["checks"]["redis"]["ok"] is False, health
         # Searches are accepted and run with Redis down; /status follows them from the
         # database through their stages.
-        job_id = d.submit(field(10.0, faint=True))  # ~12 s in detailed_detect (this machine)
+        job_id = d.submit(field(10.0, faint=True))  # faint search: ~12 s in fast_detect
         other = d.submit(field(1.0))
         states = []
         deadline = time.monotonic() + 60
-        while not states or states[-1] != "detailed_detect":
+        while not states or states[-1] != "fast_detect":
             status = _status_against_database(d, job_id)
             assert status["live"] is False, status
             assert status["state"] in ACTIVE, status
@@ -75,7 +75,7 @@ def test_redis_down_status_from_database_then_live_again(stack):
         status = d.wait_status(
             job_id, lambda s: s["live"], timeout=30, what="live status after Redis came back"
         )
-        assert status["state"] == "detailed_detect", status
+        assert status["state"] == "fast_detect", status
 
     final = d.wait_final([job_id, other], timeout=120)
     lost = sum(1 for s in final.values() if s["state"] != "done")
@@ -90,7 +90,7 @@ def test_redis_down_status_from_database_then_live_again(stack):
 
 def test_api_killed_and_restarted_mid_job(stack):
     d = stack
-    job_id = d.submit(field(7.0, faint=True))  # ~6 s in detailed_detect (this machine)
+    job_id = d.submit(field(7.0, faint=True))  # faint search: ~6 s in fast_detect
     d.wait_status(
         job_id, lambda s: s["state"] in ("fast_detect", "detailed_detect"), what="detection"
     )
