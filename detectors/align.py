@@ -18,6 +18,7 @@ from types import ModuleType
 import numpy as np
 from astropy.wcs import WCS
 
+from . import kernels
 from .backend import Array, get_ndimage, map_frames
 from .errors import InputError
 from .types import Frame, Registration
@@ -131,9 +132,12 @@ def resample(
     neighbours; the mask is carried along bilinearly, so every output pixel
     that a bad input pixel touches is bad too.
     """
-    ndi = get_ndimage(xp)
     sample = image[::4, ::4][~bad[::4, ::4]]
-    filled = xp.where(bad, xp.median(sample) if sample.size else 0.0, image)
+    fill = float(xp.median(sample)) if sample.size else 0.0
+    if xp is np:
+        return kernels.lanczos_resample(image, bad, ys, xs, fill=fill)
+    ndi = get_ndimage(xp)
+    filled = xp.where(bad, fill, image)
     coords = xp.stack([xp.asarray(ys), xp.asarray(xs)])
     out = ndi.map_coordinates(filled, coords, order=3, mode="constant", cval=np.nan)
     moved_bad = ndi.map_coordinates(bad.astype(xp.float32), coords, order=1, cval=1.0)

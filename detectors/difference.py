@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import sep
 
+from . import kernels
 from .backend import Array, get_ndimage, get_xp, map_frames, to_numpy
 from .stats import box_background, mad_std, stack_median
 from .types import FWHM_PER_SIGMA, Differences
@@ -111,14 +112,20 @@ class _Ticker:
                 self.progress(self.done, self.total)
 
 
+def _gaussian(image: Array, sigma: float, xp, *, mode: str, truncate: float = 4.0) -> Array:
+    """``gaussian_filter`` in float32: compiled on NumPy (`detectors.kernels`), ndimage on CuPy."""
+    if xp is np:
+        return kernels.gaussian_filter(image, sigma, mode=mode, truncate=truncate)
+    return get_ndimage(xp).gaussian_filter(image, sigma, mode=mode, truncate=truncate)
+
+
 def _blur(image: Array, sigma: float, xp) -> Array:
     """Gaussian blur that keeps NaN (no data) from spreading into good pixels."""
     if sigma < 0.2:
         return image
-    ndi = get_ndimage(xp)
     nan = ~xp.isfinite(image)
-    out = ndi.gaussian_filter(xp.where(nan, 0.0, image), sigma, mode="nearest")
-    spread = ndi.gaussian_filter(nan.astype(xp.float32), sigma, mode="nearest")
+    out = _gaussian(xp.where(nan, 0.0, image), sigma, xp, mode="nearest")
+    spread = _gaussian(nan.astype(xp.float32), sigma, xp, mode="nearest")
     return xp.where(spread > 0.05, xp.nan, out / xp.maximum(1.0 - spread, 0.5))
 
 
@@ -209,8 +216,8 @@ def difference_frames(
         ok = xp.isfinite(d) & (var > 0)
         inv = xp.where(ok, 1.0 / xp.where(ok, var, 1.0), 0.0).astype(xp.float32)
         s = float(sigma[i])
-        ps = ndi.gaussian_filter(xp.where(ok, d, 0.0) * inv, s, mode="constant", truncate=3.5)
-        ph = ndi.gaussian_filter(inv, s / math.sqrt(2), mode="constant", truncate=3.5)
+        ps = _gaussian(xp.where(ok, d, 0.0) * inv, s, xp, mode="constant", truncate=3.5)
+        ph = _gaussian(inv, s / math.sqrt(2), xp, mode="constant", truncate=3.5)
         ph /= 4 * math.pi * s * s
         # Resampling and PSF matching correlate the noise; measure the true
         # scatter of the SNR map and fold it into psi and phi so that SNR is

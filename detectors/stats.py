@@ -11,6 +11,7 @@ from types import ModuleType
 
 import numpy as np
 
+from . import kernels
 from .backend import Array, get_ndimage, get_xp
 
 __all__ = ["box_background", "local_maxima", "mad_std", "stack_median", "windows"]
@@ -29,6 +30,8 @@ def stack_median(stack: Array) -> tuple[Array, Array]:
         Number of frames with data at each pixel.
     """
     xp = get_xp(stack)
+    if xp is np:  # the sort below, compiled: 10-20x less CPU (detectors.kernels)
+        return kernels.stack_median(stack)
     ordered = xp.sort(stack, axis=0)
     count = xp.sum(xp.isfinite(stack), axis=0)
     lo = xp.clip((count - 1) // 2, 0, None)[None]
@@ -54,6 +57,8 @@ def _coarse(image: Array, box: int, xp: ModuleType) -> tuple[Array, Array]:
     Every other pixel of a cell in each direction is enough for a robust
     median and four times cheaper to sort.
     """
+    if xp is np:  # the same statistics cell by cell, compiled (detectors.kernels)
+        return kernels.cell_statistics(image, box)
     h, w = image.shape
     ny, nx = -(-h // box), -(-w // box)
     padded = xp.full((ny * box, nx * box), xp.nan, dtype=xp.float32)
