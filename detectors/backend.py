@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
@@ -19,6 +20,7 @@ import numpy as np
 __all__ = [
     "Array",
     "Device",
+    "Ticker",
     "asarray",
     "device_name",
     "get_ndimage",
@@ -128,3 +130,17 @@ def map_frames(fn: Callable[[int], Any], n: int, xp: ModuleType) -> list[Any]:
         return [fn(i) for i in range(n)]
     with ThreadPoolExecutor(max_workers=min(n, os.cpu_count() or 1)) as pool:
         return list(pool.map(fn, range(n)))
+
+
+class Ticker:
+    """Thread-safe step counter that reports ``progress(done, total)``."""
+
+    def __init__(self, progress, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.lock:
+            self.done += 1
+            if self.progress:
+                self.progress(self.done, self.total)

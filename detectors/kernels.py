@@ -129,12 +129,41 @@ def stack_median(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, nogil=True)
+def _select(values, k):  # pragma: no cover - compiled
+    """Wirth's selection: ``values[k]`` becomes the k-th smallest, smaller ones before it."""
+    lo, hi = 0, values.size - 1
+    while lo < hi:
+        pivot = values[k]
+        i, j = lo, hi
+        while True:
+            while values[i] < pivot:
+                i += 1
+            while pivot < values[j]:
+                j -= 1
+            if i <= j:
+                values[i], values[j] = values[j], values[i]
+                i += 1
+                j -= 1
+            if i > j:
+                break
+        if j < k:
+            lo = i
+        if k < i:
+            hi = j
+    return values[k]
+
+
+@numba.njit(cache=True, nogil=True)
 def _median_inplace(values):  # pragma: no cover - compiled
     """Median of a 1-D float32 array, (lower + upper) / 2 as ``stack_median``; reorders it."""
     k = values.size
-    lo = np.partition(values, (k - 1) // 2)[(k - 1) // 2]
-    hi = np.partition(values, k // 2)[k // 2]
-    return np.float32(0.5) * (lo + hi)
+    lower = _select(values, (k - 1) // 2)
+    upper = lower
+    if k % 2 == 0:  # the upper middle is the smallest of the values after the lower
+        upper = values[k // 2]
+        for i in range(k // 2 + 1, k):
+            upper = min(upper, values[i])
+    return np.float32(0.5) * (lower + upper)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -268,15 +297,35 @@ def _lanczos_table(steps: int) -> np.ndarray:
 _LANCZOS = _lanczos_table(LANCZOS_STEPS)
 
 
+def _cell_weights(grid: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For pixels ``0..n-1``: the grid interval each falls in, and its fraction across it."""
+    pos = np.arange(n, dtype=np.float64)
+    cell = np.clip(np.searchsorted(grid, pos, side="right") - 1, 0, max(grid.size - 2, 0))
+    span = np.diff(grid)[np.minimum(cell, grid.size - 2)] if grid.size > 1 else np.ones(n)
+    frac = (pos - grid[cell]) / span if grid.size > 1 else np.zeros(n)
+    return cell.astype(np.int64), frac
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _lanczos_rows(
-    filled, bad, ys, xs, table, out, out_bad, y0, y1
+    filled, bad, cell_y, frac_y, cell_x, frac_x, map_y, map_x, table, out, out_bad
 ):  # pragma: no cover - compiled
     h, w = filled.shape
     steps = table.shape[0] - 1
-    for r in range(y0, y1):
-        for c in range(ys.shape[1]):
-            y, x = ys[r, c], xs[r, c]
+    last_y, last_x = map_y.shape[0] - 1, map_y.shape[1] - 1
+    for r in range(out.shape[0]):
+        gy, ty = cell_y[r], frac_y[r]
+        gy1 = min(gy + 1, last_y)
+        for c in range(out.shape[1]):
+            # Where the output pixel falls in the frame: the coarse map, bilinearly.
+            gx, tx = cell_x[c], frac_x[c]
+            gx1 = min(gx + 1, last_x)
+            y = (1 - ty) * ((1 - tx) * map_y[gy, gx] + tx * map_y[gy, gx1]) + ty * (
+                (1 - tx) * map_y[gy1, gx] + tx * map_y[gy1, gx1]
+            )
+            x = (1 - ty) * ((1 - tx) * map_x[gy, gx] + tx * map_x[gy, gx1]) + ty * (
+                (1 - tx) * map_x[gy1, gx] + tx * map_x[gy1, gx1]
+            )
             # Outside the frame (or NaN) is no data, as scipy's mode="constant".
             if not (y >= 0.0 and y <= h - 1 and x >= 0.0 and x <= w - 1):
                 out[r, c] = np.nan
@@ -295,9 +344,8 @@ def _lanczos_rows(
                 acc += wy[a] * row
             # The mask moves bilinearly: bad where a bad pixel weighs > 1%.
             iy1, ix1 = min(iy + 1, h - 1), min(ix + 1, w - 1)
-            moved = (
-                (1 - fy) * ((1 - fx) * bad[iy, ix] + fx * bad[iy, ix1])
-                + fy * ((1 - fx) * bad[iy1, ix] + fx * bad[iy1, ix1])
+            moved = (1 - fy) * ((1 - fx) * bad[iy, ix] + fx * bad[iy, ix1]) + fy * (
+                (1 - fx) * bad[iy1, ix] + fx * bad[iy1, ix1]
             )
             is_bad = moved > 0.01 or not math.isfinite(acc)
             out_bad[r, c] = is_bad
@@ -305,9 +353,20 @@ def _lanczos_rows(
 
 
 def lanczos_resample(
-    image: np.ndarray, bad: np.ndarray, ys: np.ndarray, xs: np.ndarray, *, fill: float
+    image: np.ndarray,
+    bad: np.ndarray,
+    grid: tuple[np.ndarray, np.ndarray],
+    maps: tuple[np.ndarray, np.ndarray],
+    shape: tuple[int, int],
+    *,
+    fill: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Resample ``image`` at ``(ys, xs)`` with a Lanczos-3 kernel, carrying its mask.
+    """Resample ``image`` onto a grid with a Lanczos-3 kernel, carrying its mask.
+
+    Where each output pixel falls in ``image`` is interpolated bilinearly,
+    inline, from a coarse map (a `Registration`'s): exact for an affine
+    mapping and within a few thousandths of a pixel of the map's spline for a
+    distorted one, and no full-size coordinate arrays are made.
 
     Parameters
     ----------
@@ -315,8 +374,12 @@ def lanczos_resample(
     bad : ndarray of bool, shape (h, w)
         True where the image has no data; such pixels count as ``fill`` in the
         kernel, and the output is bad wherever one weighs over 1% bilinearly.
-    ys, xs : ndarray, shape (H, W)
-        Where each output pixel falls in ``image`` (0-based pixels).
+    grid : (grid_y, grid_x)
+        Increasing output rows and columns where the map is given.
+    maps : (map_y, map_x), shape (grid_y.size, grid_x.size) each
+        ``image`` pixel ``(y, x)`` (0-based) of each grid point.
+    shape : (H, W)
+        Output shape.
     fill : float, keyword-only
         Stand-in value of bad pixels (the sky), so they do not ring.
 
@@ -327,10 +390,21 @@ def lanczos_resample(
     out_bad : ndarray of bool, shape (H, W)
     """
     filled = np.where(bad, np.float32(fill), image).astype(np.float32, copy=False)
-    ys = np.ascontiguousarray(ys, dtype=np.float32)
-    xs = np.ascontiguousarray(xs, dtype=np.float32)
-    out = np.empty(ys.shape, dtype=np.float32)
-    out_bad = np.empty(ys.shape, dtype=bool)
-    bad8 = np.ascontiguousarray(bad, dtype=np.uint8)
-    _lanczos_rows(filled, bad8, ys, xs, _LANCZOS, out, out_bad, 0, ys.shape[0])
+    cell_y, frac_y = _cell_weights(np.asarray(grid[0], dtype=np.float64), shape[0])
+    cell_x, frac_x = _cell_weights(np.asarray(grid[1], dtype=np.float64), shape[1])
+    out = np.empty(shape, dtype=np.float32)
+    out_bad = np.empty(shape, dtype=bool)
+    _lanczos_rows(
+        filled,
+        np.ascontiguousarray(bad, dtype=np.uint8),
+        cell_y,
+        frac_y,
+        cell_x,
+        frac_x,
+        np.ascontiguousarray(maps[0], dtype=np.float64),
+        np.ascontiguousarray(maps[1], dtype=np.float64),
+        _LANCZOS,
+        out,
+        out_bad,
+    )
     return out, out_bad

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from .backend import Array, get_ndimage, get_xp
+from .backend import Array, get_ndimage, get_xp, map_frames
 from .stats import MAD_TO_SIGMA, mad_std, stack_median
 from .types import Frame
 
@@ -93,12 +93,17 @@ def frame_masks(frames: list[Frame], native: list[Array], xp: ModuleType) -> lis
         Each frame's background-subtracted image in its own pixels.
     xp : module
     """
-    masks = []
-    for frame, image in zip(frames, native, strict=True):
-        bad = ~xp.isfinite(image) | saturation_mask(xp.asarray(frame.data), frame.saturation, xp)
+
+    def own_mask(k: int) -> Array:
+        frame = frames[k]
+        bad = ~xp.isfinite(native[k]) | saturation_mask(
+            xp.asarray(frame.data), frame.saturation, xp
+        )
         if frame.bad is not None:
             bad |= xp.asarray(frame.bad, dtype=bool)
-        masks.append(bad)
+        return bad
+
+    masks = map_frames(own_mask, len(frames), xp)
     if len(frames) >= 3:
         corner = [f.origin for f in frames]
         y0, x0 = min(c[0] for c in corner), min(c[1] for c in corner)
