@@ -7,6 +7,7 @@ imported lazily and only here.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import threading
@@ -26,6 +27,7 @@ __all__ = [
     "get_ndimage",
     "get_xp",
     "gpu_available",
+    "keep_freed_memory",
     "map_frames",
     "to_numpy",
 ]
@@ -144,3 +146,26 @@ class Ticker:
             self.done += 1
             if self.progress:
                 self.progress(self.done, self.total)
+
+
+#: glibc's mallopt parameters, and what the per-frame path sets them to.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_MALLOPT = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 1 << 30, _M_TOP_PAD: 256 << 20}
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let the C heap keep freed image-sized blocks for reuse (glibc only; once per process).
+
+    A 2048^2 float32 temporary is 16 MB, above glibc's default threshold
+    for handing memory straight back to the kernel, so each of the
+    thousands the per-frame path makes is a fresh mapping whose pages the
+    kernel zeroes on first touch: a quarter of the CPU time went to that.
+    Kept on the heap (up to 1 GB of slack), freed blocks are simply reused.
+    Returns False where there is no glibc ``mallopt``.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        return all(libc.mallopt(k, v) == 1 for k, v in _MALLOPT.items())
+    except (OSError, AttributeError):
+        return False

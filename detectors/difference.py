@@ -104,6 +104,20 @@ def _gaussian(image: Array, sigma: float, xp, *, mode: str, truncate: float = 4.
     return get_ndimage(xp).gaussian_filter(image, sigma, mode=mode, truncate=truncate)
 
 
+def _inverse_variance(
+    d: Array, rms: Array, star_var: Array, poisson: Array | None, scale: float, xp
+) -> tuple[Array, Array]:
+    """``d / var`` and ``1 / var``, 0 where ``d`` has no data: one compiled pass on NumPy."""
+    if xp is np:
+        return kernels.inverse_variance(d, rms, star_var, poisson, scale=scale)
+    var = rms**2 + star_var
+    if poisson is not None:
+        var += poisson / np.float32(scale)
+    ok = xp.isfinite(d) & (var > 0)
+    inv = xp.where(ok, 1.0 / xp.where(ok, var, 1.0), 0.0).astype(xp.float32)
+    return xp.where(ok, d, 0.0) * inv, inv
+
+
 def _blur(image: Array, sigma: float, xp) -> Array:
     """Gaussian blur that keeps NaN (no data) from spreading into good pixels."""
     if sigma < 0.2:
@@ -200,13 +214,9 @@ def difference_frames(
             sigma[i] = sigma_t
         subs[i] = d  # the scaled frame is not needed again: keep the difference
         _, rms = box_background(d)
-        var = rms**2 + star_var
-        if poisson is not None:
-            var += poisson / np.float32(scale[i])
-        ok = xp.isfinite(d) & (var > 0)
-        inv = xp.where(ok, 1.0 / xp.where(ok, var, 1.0), 0.0).astype(xp.float32)
+        weighted, inv = _inverse_variance(d, rms, star_var, poisson, float(scale[i]), xp)
         s = float(sigma[i])
-        ps = _gaussian(xp.where(ok, d, 0.0) * inv, s, xp, mode="constant", truncate=3.5)
+        ps = _gaussian(weighted, s, xp, mode="constant", truncate=3.5)
         ph = _gaussian(inv, s / math.sqrt(2), xp, mode="constant", truncate=3.5)
         ph /= 4 * math.pi * s * s
         # Resampling and PSF matching correlate the noise; measure the true

@@ -21,8 +21,10 @@ import numpy as np
 
 __all__ = [
     "LANCZOS_STEPS",
+    "bilinear",
     "cell_statistics",
     "gaussian_filter",
+    "inverse_variance",
     "lanczos_resample",
     "stack_median",
 ]
@@ -32,6 +34,8 @@ MAD_TO_SIGMA = 1.4826
 #: Sub-pixel steps of the tabulated Lanczos-3 weights: positions are rounded
 #: to 1/2048 pixel (0.0002 px RMS), far below any centroid error.
 LANCZOS_STEPS = 2048
+#: Fast-math flags without "no NaN" and "no inf": the kernels test for NaN (no data).
+_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 #: Pixels above which a whole-stack kernel is split into row bands over threads.
 _PARALLEL_PIXELS = 1 << 21
 #: Largest stack whose median is taken by ranks (N^2 comparisons), not by sorting.
@@ -223,6 +227,64 @@ def cell_statistics(image: np.ndarray, box: int) -> tuple[np.ndarray, np.ndarray
     return med, sig
 
 
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def _weights(diff, rms, star_var, poisson, inv_scale, weighted, inv):  # pragma: no cover
+    h, w = diff.shape
+    for y in range(h):
+        for x in range(w):
+            var = rms[y, x] * rms[y, x] + star_var[y, x] + poisson[y, x] * inv_scale
+            d = diff[y, x]
+            if np.isfinite(d) and var > 0:
+                iv = np.float32(1.0) / var
+                inv[y, x] = iv
+                weighted[y, x] = d * iv
+            else:
+                inv[y, x] = 0.0
+                weighted[y, x] = 0.0
+
+
+def inverse_variance(
+    diff: np.ndarray,
+    rms: np.ndarray,
+    star_var: np.ndarray,
+    poisson: np.ndarray | None,
+    *,
+    scale: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``diff / var`` and ``1 / var`` (0 where no data) with ``var = rms^2 + star_var + poisson / scale``.
+
+    The difference image's per-pixel weights, in one pass instead of a
+    dozen whole-image temporaries (``detectors.difference``).
+    """
+    inv_scale = np.float32(1.0 / scale)
+    if poisson is None:  # no Poisson term: any finite map times 0
+        poisson, inv_scale = star_var, np.float32(0.0)
+    weighted = np.empty(diff.shape, dtype=np.float32)
+    inv = np.empty(diff.shape, dtype=np.float32)
+    _weights(diff, rms, star_var, poisson, inv_scale, weighted, inv)
+    return weighted, inv
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def _bilinear_rows(coarse, lo_y, hi_y, f_y, lo_x, hi_x, f_x, out):  # pragma: no cover
+    for y in range(out.shape[0]):
+        a, b, t = lo_y[y], hi_y[y], f_y[y]
+        for x in range(out.shape[1]):
+            u = f_x[x]
+            top = coarse[a, lo_x[x]] * (1 - u) + coarse[a, hi_x[x]] * u
+            bottom = coarse[b, lo_x[x]] * (1 - u) + coarse[b, hi_x[x]] * u
+            out[y, x] = top * (1 - t) + bottom * t
+
+
+def bilinear(
+    coarse: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...]
+) -> np.ndarray:
+    """Cell values blended to every pixel: ``rows``/``cols`` are (lower cell, upper cell, weight)."""
+    out = np.empty((rows[0].size, cols[0].size), dtype=np.float32)
+    _bilinear_rows(np.ascontiguousarray(coarse, dtype=np.float32), *rows, *cols, out)
+    return out
+
+
 def _gaussian_weights(sigma: float, truncate: float) -> np.ndarray:
     """scipy.ndimage's Gaussian kernel: radius ``int(truncate * sigma + 0.5)``, sum 1."""
     radius = int(truncate * sigma + 0.5)
@@ -231,7 +293,7 @@ def _gaussian_weights(sigma: float, truncate: float) -> np.ndarray:
     return (weights / weights.sum()).astype(np.float32)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
 def _gaussian_2d(image, weights, nearest, out):  # pragma: no cover - compiled
     """Separable correlation: columns then rows, each through a padded row buffer."""
     h, w = image.shape
@@ -306,7 +368,7 @@ def _cell_weights(grid: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return cell.astype(np.int64), frac
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
 def _lanczos_rows(
     filled, bad, cell_y, frac_y, cell_x, frac_x, map_y, map_x, table, out, out_bad
 ):  # pragma: no cover - compiled

@@ -26,11 +26,18 @@ def saturation_mask(image: Array, level: float | None, xp: ModuleType, *, grow: 
     """Pixels at or above ``level``, grown by ``grow`` pixels (empty when unknown)."""
     if level is None:
         return xp.zeros(image.shape, dtype=bool)
-    ndi = get_ndimage(xp)
-    sat = xp.nan_to_num(image, nan=0.0) >= level
-    if not bool(sat.any()):
-        return sat
-    return ndi.maximum_filter(sat.astype(xp.uint8), size=2 * grow + 1) > 0
+    sat = image >= level  # NaN compares False
+    ys, xs = xp.nonzero(sat)
+    side = 2 * grow + 1
+    if ys.size * side * side > sat.size // 8:  # many saturated pixels: filter the image
+        return get_ndimage(xp).maximum_filter(sat.astype(xp.uint8), size=side) > 0
+    # Few (the usual case): mark the box around each one, not filter every pixel.
+    h, w = sat.shape
+    off = xp.arange(-grow, grow + 1)
+    rows = xp.clip(ys[:, None, None] + off[None, :, None], 0, h - 1)
+    cols = xp.clip(xs[:, None, None] + off[None, None, :], 0, w - 1)
+    sat[rows, cols] = True
+    return sat
 
 
 def defect_mask(

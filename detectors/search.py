@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .align import align_frames, reference_index
-from .backend import device_name, get_xp, to_numpy
+from .backend import device_name, get_xp, keep_freed_memory, to_numpy
 from .budget import check_per_frame, fastest_useful_rate
 from .config import SearchConfig
 from .detect import find_candidates
@@ -108,6 +108,7 @@ def fast_detect(
     FastResult
     """
     xp = get_xp(device=config.device)
+    keep_freed_memory()
     timings = dict(timings or {})
     stage = _Stages(xp, progress, timings)
     mjd = np.array([f.mjd for f in frames])

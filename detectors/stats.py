@@ -105,9 +105,13 @@ def _bilinear(coarse: Array, shape: tuple[int, int], box: int, xp: ModuleType) -
     Each pixel mixes two cells per axis, so two gathers and a blend per axis
     cost far less than a dense interpolation-matrix product.
     """
-    lo, hi, f = _interp_rows(shape[1], coarse.shape[1], box, xp)
+    across = _interp_rows(shape[1], coarse.shape[1], box, xp)
+    down = _interp_rows(shape[0], coarse.shape[0], box, xp)
+    if xp is np:  # one pass instead of six whole-image temporaries (detectors.kernels)
+        return kernels.bilinear(coarse, down, across)
+    lo, hi, f = across
     rows = coarse[:, lo] * (1 - f) + coarse[:, hi] * f
-    lo, hi, f = _interp_rows(shape[0], coarse.shape[0], box, xp)
+    lo, hi, f = down
     return (rows[lo] * (1 - f)[:, None] + rows[hi] * f[:, None]).astype(xp.float32)
 
 
