@@ -6,9 +6,9 @@ pixel grid of a reference frame. Where each reference pixel falls in a frame
 is the frame's `Registration` (the WCS pair, corrected on the stars, see
 `detectors.register`): exact on a coarse grid and interpolated in between
 (it is smooth), which is ~100x cheaper than evaluating a distorted WCS at
-every pixel. On the CPU the image is resampled by a compiled Lanczos-3
-kernel that reads the coarse map itself (`detectors.kernels`); on CuPy by a
-cubic spline through ``map_coordinates`` on the dense map.
+every pixel. The image is resampled with a cubic B-spline: on the CPU by a
+compiled kernel that reads the coarse map itself (`detectors.kernels`), on
+CuPy through ``map_coordinates`` on the dense map.
 """
 
 from __future__ import annotations
@@ -139,17 +139,17 @@ def resample(
     Bad pixels are filled with the image median before interpolating so
     that a hot pixel or a NaN does not ring into (or wipe out) its
     neighbours; the mask is carried along bilinearly, so every output pixel
-    that a bad input pixel touches is bad too. On NumPy a compiled Lanczos-3
-    kernel does it in one pass, reading the registration's coarse map
-    (`detectors.kernels.lanczos_resample`); on CuPy, ndimage's cubic spline
-    on the dense map, which runs as fast there.
+    that a bad input pixel touches is bad too. On NumPy a compiled kernel
+    evaluates the spline reading the registration's coarse map
+    (`detectors.kernels.spline_resample`); on CuPy, ndimage's
+    ``map_coordinates`` on the dense map, which runs as fast there.
     """
     sample = image[::4, ::4][~bad[::4, ::4]]
     fill = float(xp.median(sample)) if sample.size else 0.0
     if xp is np:
         grid = (registration.grid_y, registration.grid_x)
         maps = (registration.map_y[k], registration.map_x[k])
-        return kernels.lanczos_resample(image, bad, grid, maps, shape, fill=fill)
+        return kernels.spline_resample(image, bad, grid, maps, shape, fill=fill)
     ys, xs = registration.dense(k, shape)
     ndi = get_ndimage(xp)
     filled = xp.where(bad, fill, image)
