@@ -45,9 +45,9 @@ def _bands(fn: Callable[[int, int], None], rows: int, work: int) -> None:
     if work < _PARALLEL_PIXELS or cores < 2 or rows < 2 * cores:
         fn(0, rows)
         return
-    edges = np.linspace(0, rows, 4 * cores + 1).astype(int)
+    edges = [int(e) for e in np.linspace(0, rows, 4 * cores + 1)]
     with ThreadPoolExecutor(max_workers=cores) as pool:
-        list(pool.map(lambda k: fn(edges[k], edges[k + 1]), range(edges.size - 1)))
+        list(pool.map(lambda k: fn(edges[k], edges[k + 1]), range(len(edges) - 1)))
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
@@ -274,11 +274,16 @@ def _bilinear_rows(coarse, lo_y, hi_y, f_y, lo_x, hi_x, f_x, out):  # pragma: no
 
 
 def bilinear(
-    coarse: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...]
+    coarse: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cols: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> np.ndarray:
     """Cell values blended to every pixel: ``rows``/``cols`` are (lower cell, upper cell, weight)."""
     out = np.empty((rows[0].size, cols[0].size), dtype=np.float32)
-    _bilinear_rows(np.ascontiguousarray(coarse, dtype=np.float32), *rows, *cols, out)
+    lo_y, hi_y, f_y = rows
+    lo_x, hi_x, f_x = cols
+    coarse = np.ascontiguousarray(coarse, dtype=np.float32)
+    _bilinear_rows(coarse, lo_y, hi_y, f_y, lo_x, hi_x, f_x, out)
     return out
 
 

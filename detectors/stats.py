@@ -91,8 +91,7 @@ def _fill_nan(coarse: Array, xp: ModuleType) -> Array:
 
 
 def _interp_rows(n: int, cells: int, box: int, xp: ModuleType) -> tuple[Array, Array, Array]:
-    """Lower cell, upper cell and weight of the upper one that linearly interpolate
-    cell centres to each of ``n`` pixels along one axis."""
+    """Lower cell, upper cell and upper weight that interpolate cell centres to ``n`` pixels."""
     pos = np.clip((np.arange(n) + 0.5) / box - 0.5, 0, cells - 1)
     lo = np.minimum(np.floor(pos).astype(int), max(cells - 2, 0))
     hi = np.minimum(lo + 1, cells - 1)
