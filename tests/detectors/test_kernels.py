@@ -227,3 +227,10 @@ def test_saturation_growth_equals_the_maximum_filter(xp, n_saturated):
     got = saturation_mask(xp.asarray(image), 5e4, xp, grow=4)
     expected = ndimage.maximum_filter((image >= 5e4).astype(np.uint8), size=9) > 0
     np.testing.assert_array_equal(np.asarray(getattr(got, "get", lambda: got)()), expected)
+
+
+def test_freed_image_memory_is_kept_and_no_huge_pages_advised():
+    from detectors.backend import keep_freed_memory
+
+    assert keep_freed_memory()  # glibc here: mallopt took every setting
+    assert np._core.multiarray._get_madvise_hugepage() is False
