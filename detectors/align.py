@@ -7,7 +7,7 @@ is the frame's `Registration` (the WCS pair, corrected on the stars, see
 `detectors.register`): exact on a coarse grid and interpolated in between
 (it is smooth), which is ~100x cheaper than evaluating a distorted WCS at
 every pixel. The image is resampled with a cubic B-spline: on the CPU by a
-compiled kernel that reads the coarse map itself (`detectors.kernels`), on
+compiled kernel that reads the coarse map itself (`detectors.spline`), on
 CuPy through ``map_coordinates`` on the dense map.
 """
 
@@ -19,7 +19,7 @@ from types import ModuleType
 import numpy as np
 from astropy.wcs import WCS
 
-from . import kernels
+from . import spline
 from .backend import Array, get_ndimage, map_frames
 from .errors import InputError
 from .types import Frame, Registration
@@ -141,7 +141,7 @@ def resample(
     neighbours; the mask is carried along bilinearly, so every output pixel
     that a bad input pixel touches is bad too. On NumPy a compiled kernel
     evaluates the spline reading the registration's coarse map
-    (`detectors.kernels.spline_resample`); on CuPy, ndimage's
+    (`detectors.spline.spline_resample`); on CuPy, ndimage's
     ``map_coordinates`` on the dense map, which runs as fast there.
     """
     sample = image[::4, ::4][~bad[::4, ::4]]
@@ -149,7 +149,7 @@ def resample(
     if xp is np:
         grid = (registration.grid_y, registration.grid_x)
         maps = (registration.map_y[k], registration.map_x[k])
-        return kernels.spline_resample(image, bad, grid, maps, shape, fill=fill)
+        return spline.spline_resample(image, bad, grid, maps, shape, fill=fill)
     ys, xs = registration.dense(k, shape)
     ndi = get_ndimage(xp)
     filled = xp.where(bad, fill, image)
