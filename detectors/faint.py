@@ -26,9 +26,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import log_ndtr, ndtri_exp
-from scipy.stats import chi2 as chi2_dist
 
 from .backend import Array, get_ndimage, get_xp, to_numpy
 from .budget import fastest_useful_rate, plan_faint
@@ -267,6 +265,11 @@ def _refine(
     ``binning`` is the size of the seed's pixel; ``threshold`` the level the
     refined stacked SNR must keep.
     """
+    # Imported here: scipy.optimize and scipy.stats take 0.6 s to import, and
+    # a per-frame search (--no-faint) never gets here.
+    from scipy.optimize import minimize
+    from scipy.stats import chi2 as chi2_dist
+
     scale = np.array([0.5 * binning, 0.5 * binning, step / 2, step / 2])
 
     def cost(z: np.ndarray) -> float:
