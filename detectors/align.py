@@ -6,8 +6,9 @@ pixel grid of a reference frame. Where each reference pixel falls in a frame
 is the frame's `Registration` (the WCS pair, corrected on the stars, see
 `detectors.register`): exact on a coarse grid and interpolated in between
 (it is smooth), which is ~100x cheaper than evaluating a distorted WCS at
-every pixel; the image itself is resampled with a cubic spline through the
-backend's ``map_coordinates``, so the same code runs on CuPy.
+every pixel. The image is resampled with a cubic B-spline: on the CPU by a
+compiled kernel that reads the coarse map itself (`detectors.spline`), on
+CuPy through ``map_coordinates`` on the dense map.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from types import ModuleType
 import numpy as np
 from astropy.wcs import WCS
 
+from . import spline
 from .backend import Array, get_ndimage, map_frames
 from .errors import InputError
 from .types import Frame, Registration
@@ -115,25 +117,42 @@ def coarse_pixel_map(
     return np.asarray(sy, dtype=float), np.asarray(sx, dtype=float)
 
 
-def _is_identity(ys: np.ndarray, xs: np.ndarray, tol: float = 1e-3) -> bool:
-    h, w = ys.shape
-    yy, xx = np.mgrid[0:h:97, 0:w:97]
-    return bool(np.max(np.abs(ys[yy, xx] - yy)) < tol and np.max(np.abs(xs[yy, xx] - xx)) < tol)
+def _is_identity(registration: Registration, k: int, tol: float = 1e-3) -> bool:
+    """Frame ``k``'s map is the identity (the reference frame, or one not dithered)."""
+    gy, gx = registration.grid_y, registration.grid_x
+    return bool(
+        np.max(np.abs(registration.map_y[k] - gy[:, None])) < tol
+        and np.max(np.abs(registration.map_x[k] - gx[None, :])) < tol
+    )
 
 
 def resample(
-    image: Array, bad: Array, ys: np.ndarray, xs: np.ndarray, xp: ModuleType
+    image: Array,
+    bad: Array,
+    registration: Registration,
+    k: int,
+    shape: tuple[int, int],
+    xp: ModuleType,
 ) -> tuple[Array, Array]:
-    """Resample one image and its bad-pixel mask onto the reference grid.
+    """Resample frame ``k``'s image and bad-pixel mask onto the reference grid.
 
-    Bad pixels are filled with the image median before the cubic spline so
+    Bad pixels are filled with the image median before interpolating so
     that a hot pixel or a NaN does not ring into (or wipe out) its
     neighbours; the mask is carried along bilinearly, so every output pixel
-    that a bad input pixel touches is bad too.
+    that a bad input pixel touches is bad too. On NumPy a compiled kernel
+    evaluates the spline reading the registration's coarse map
+    (`detectors.spline.spline_resample`); on CuPy, ndimage's
+    ``map_coordinates`` on the dense map, which runs as fast there.
     """
-    ndi = get_ndimage(xp)
     sample = image[::4, ::4][~bad[::4, ::4]]
-    filled = xp.where(bad, xp.median(sample) if sample.size else 0.0, image)
+    fill = float(xp.median(sample)) if sample.size else 0.0
+    if xp is np:
+        grid = (registration.grid_y, registration.grid_x)
+        maps = (registration.map_y[k], registration.map_x[k])
+        return spline.spline_resample(image, bad, grid, maps, shape, fill=fill)
+    ys, xs = registration.dense(k, shape)
+    ndi = get_ndimage(xp)
+    filled = xp.where(bad, fill, image)
     coords = xp.stack([xp.asarray(ys), xp.asarray(xs)])
     out = ndi.map_coordinates(filled, coords, order=3, mode="constant", cval=np.nan)
     moved_bad = ndi.map_coordinates(bad.astype(xp.float32), coords, order=1, cval=1.0)
@@ -177,11 +196,10 @@ def align_frames(
 
     def align_one(i: int) -> None:
         image = xp.asarray(frames[i].data, dtype=xp.float32)
-        ys, xs = registration.dense(i, shape)
-        if frames[i].shape == shape and _is_identity(ys, xs):
+        if frames[i].shape == shape and _is_identity(registration, i):
             images[i], masks[i] = xp.where(bad[i], xp.nan, image), bad[i]
         else:
-            images[i], masks[i] = resample(image, bad[i], ys, xs, xp)
+            images[i], masks[i] = resample(image, bad[i], registration, i, shape, xp)
         done.append(i)
         if progress:
             progress(len(done), n)

@@ -12,14 +12,14 @@ what the shift-and-stack of the detailed detector sums along a track.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import sep
 
-from .backend import Array, get_ndimage, get_xp, map_frames, to_numpy
+from . import kernels
+from .backend import Array, Ticker, get_ndimage, get_xp, map_frames, to_numpy
 from .stats import box_background, mad_std, stack_median
 from .types import FWHM_PER_SIGMA, Differences
 
@@ -105,28 +105,34 @@ def _flux_scale(flux: np.ndarray, ref_flux: np.ndarray) -> float:
     return float(np.median(flux[ok] / ref_flux[ok])) if ok.sum() >= 5 else 1.0
 
 
-class _Ticker:
-    """Thread-safe step counter that reports ``progress(done, total)``."""
+def _gaussian(image: Array, sigma: float, xp, *, mode: str, truncate: float = 4.0) -> Array:
+    """``gaussian_filter`` in float32: compiled on NumPy (`detectors.kernels`), ndimage on CuPy."""
+    if xp is np:
+        return kernels.gaussian_filter(image, sigma, mode=mode, truncate=truncate)
+    return get_ndimage(xp).gaussian_filter(image, sigma, mode=mode, truncate=truncate)
 
-    def __init__(self, progress, total: int) -> None:
-        self.progress, self.total, self.done = progress, total, 0
-        self.lock = threading.Lock()
 
-    def __call__(self) -> None:
-        with self.lock:
-            self.done += 1
-            if self.progress:
-                self.progress(self.done, self.total)
+def _inverse_variance(
+    d: Array, rms: Array, star_var: Array, poisson: Array | None, scale: float, xp
+) -> tuple[Array, Array]:
+    """``d / var`` and ``1 / var``, 0 where ``d`` has no data: one compiled pass on NumPy."""
+    if xp is np:
+        return kernels.inverse_variance(d, rms, star_var, poisson, scale=scale)
+    var = rms**2 + star_var
+    if poisson is not None:
+        var += poisson / np.float32(scale)
+    ok = xp.isfinite(d) & (var > 0)
+    inv = xp.where(ok, 1.0 / xp.where(ok, var, 1.0), 0.0).astype(xp.float32)
+    return xp.where(ok, d, 0.0) * inv, inv
 
 
 def _blur(image: Array, sigma: float, xp) -> Array:
     """Gaussian blur that keeps NaN (no data) from spreading into good pixels."""
     if sigma < 0.2:
         return image
-    ndi = get_ndimage(xp)
     nan = ~xp.isfinite(image)
-    out = ndi.gaussian_filter(xp.where(nan, 0.0, image), sigma, mode="nearest")
-    spread = ndi.gaussian_filter(nan.astype(xp.float32), sigma, mode="nearest")
+    out = _gaussian(xp.where(nan, 0.0, image), sigma, xp, mode="nearest")
+    spread = _gaussian(nan.astype(xp.float32), sigma, xp, mode="nearest")
     return xp.where(spread > 0.05, xp.nan, out / xp.maximum(1.0 - spread, 0.5))
 
 
@@ -167,7 +173,7 @@ def difference_frames(
     xp = get_xp(images)
     ndi = get_ndimage(xp)
     n = images.shape[0]
-    tick = _Ticker(progress, total=2 * n + 1)
+    tick = Ticker(progress, total=2 * n + 1)
 
     subs = xp.empty_like(images)
 
@@ -209,6 +215,13 @@ def difference_frames(
     star_flux = xp.maximum(xp.nan_to_num(static), 0.0)
     # Residuals of a star reach out to its wings: scale them by the star's peak.
     star_peak = ndi.maximum_filter(star_flux, size=2 * round(2 * sigma_t) + 1)
+    # The variance every frame shares: star residuals, and the stars' own
+    # Poisson noise in the reference frame's ADU (divided by each frame's scale).
+    star_var = (STAR_RESIDUAL * star_peak) ** 2
+    if extra_variance is not None:  # where the template may not match the night
+        star_var = star_var + extra_variance
+    poisson = star_flux / gain if gain else None
+    del star_peak, star_flux
     psi, phi = xp.empty_like(subs), xp.empty_like(subs)
     noise = np.ones(n)
 
@@ -223,16 +236,10 @@ def difference_frames(
             sigma[i] = sigma_t
         subs[i] = d  # the scaled frame is not needed again: keep the difference
         _, rms = box_background(d)
-        var = rms**2 + (STAR_RESIDUAL * star_peak) ** 2
-        if extra_variance is not None:
-            var = var + extra_variance
-        if gain:
-            var += star_flux / (gain * scale[i])
-        ok = xp.isfinite(d) & (var > 0)
-        inv = xp.where(ok, 1.0 / xp.where(ok, var, 1.0), 0.0).astype(xp.float32)
+        weighted, inv = _inverse_variance(d, rms, star_var, poisson, float(scale[i]), xp)
         s = float(sigma[i])
-        ps = ndi.gaussian_filter(xp.where(ok, d, 0.0) * inv, s, mode="constant", truncate=3.5)
-        ph = ndi.gaussian_filter(inv, s / math.sqrt(2), mode="constant", truncate=3.5)
+        ps = _gaussian(weighted, s, xp, mode="constant", truncate=3.5)
+        ph = _gaussian(inv, s / math.sqrt(2), xp, mode="constant", truncate=3.5)
         ph /= 4 * math.pi * s * s
         # Resampling and PSF matching correlate the noise; measure the true
         # scatter of the SNR map and fold it into psi and phi so that SNR is
@@ -241,8 +248,8 @@ def difference_frames(
         deep = sub_ph > 0.5 * xp.median(sub_ph[sub_ph > 0])
         c = mad_std(xp.where(deep, ps[::3, ::3] / xp.sqrt(xp.maximum(sub_ph, 1e-30)), xp.nan))
         c = c if np.isfinite(c) and c > 0 else 1.0
-        psi[i] = ps / c**2
-        phi[i] = ph / c**2
+        xp.multiply(ps, np.float32(1 / c**2), out=psi[i])
+        xp.multiply(ph, np.float32(1 / c**2), out=phi[i])
         noise[i] = c
         tick()
 

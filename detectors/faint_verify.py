@@ -14,8 +14,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.stats import chi2 as chi2_dist
 
 from .backend import Array
 from .faint import FaintSeeds, FaintSettings, kept_maps, scan_faint
@@ -76,6 +74,11 @@ def _refine(
     ``binning`` is the size of the seed's pixel; ``threshold`` the level the
     refined stacked SNR must keep.
     """
+    # Imported here: scipy.optimize and scipy.stats take 0.6 s to import, and
+    # a per-frame search (--no-faint) never gets here.
+    from scipy.optimize import minimize
+    from scipy.stats import chi2 as chi2_dist
+
     scale = np.array([0.5 * binning, 0.5 * binning, step / 2, step / 2])
 
     def cost(z: np.ndarray) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from .backend import Array, get_ndimage, get_xp
+from .backend import Array, get_ndimage, get_xp, map_frames
 from .stats import MAD_TO_SIGMA, mad_std, stack_median
 from .types import Frame
 
@@ -26,11 +26,18 @@ def saturation_mask(image: Array, level: float | None, xp: ModuleType, *, grow: 
     """Pixels at or above ``level``, grown by ``grow`` pixels (empty when unknown)."""
     if level is None:
         return xp.zeros(image.shape, dtype=bool)
-    ndi = get_ndimage(xp)
-    sat = xp.nan_to_num(image, nan=0.0) >= level
-    if not bool(sat.any()):
-        return sat
-    return ndi.maximum_filter(sat.astype(xp.uint8), size=2 * grow + 1) > 0
+    sat = image >= level  # NaN compares False
+    ys, xs = xp.nonzero(sat)
+    side = 2 * grow + 1
+    if ys.size * side * side > sat.size // 8:  # many saturated pixels: filter the image
+        return get_ndimage(xp).maximum_filter(sat.astype(xp.uint8), size=side) > 0
+    # Few (the usual case): mark the box around each one, not filter every pixel.
+    h, w = sat.shape
+    off = xp.arange(-grow, grow + 1)
+    rows = xp.clip(ys[:, None, None] + off[None, :, None], 0, h - 1)
+    cols = xp.clip(xs[:, None, None] + off[None, None, :], 0, w - 1)
+    sat[rows, cols] = True
+    return sat
 
 
 def defect_mask(
@@ -93,12 +100,17 @@ def frame_masks(frames: list[Frame], native: list[Array], xp: ModuleType) -> lis
         Each frame's background-subtracted image in its own pixels.
     xp : module
     """
-    masks = []
-    for frame, image in zip(frames, native, strict=True):
-        bad = ~xp.isfinite(image) | saturation_mask(xp.asarray(frame.data), frame.saturation, xp)
+
+    def own_mask(k: int) -> Array:
+        frame = frames[k]
+        bad = ~xp.isfinite(native[k]) | saturation_mask(
+            xp.asarray(frame.data), frame.saturation, xp
+        )
         if frame.bad is not None:
             bad |= xp.asarray(frame.bad, dtype=bool)
-        masks.append(bad)
+        return bad
+
+    masks = map_frames(own_mask, len(frames), xp)
     if len(frames) >= 3:
         corner = [f.origin for f in frames]
         y0, x0 = min(c[0] for c in corner), min(c[1] for c in corner)

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__
 from .align import align_frames, reference_index
-from .backend import device_name, get_xp, to_numpy
+from .backend import device_name, get_xp, keep_freed_memory, to_numpy
 from .budget import check_per_frame, fastest_useful_rate
 from .config import SearchConfig
 from .detect import find_candidates
@@ -131,6 +131,7 @@ def fast_detect(
     FastResult
     """
     xp = get_xp(device=config.device)
+    keep_freed_memory()
     timings = dict(timings or {})
     devices: dict[str, str] = {}
     stage = _Stages(xp, progress, timings, devices)

@@ -23,7 +23,7 @@ import numpy as np
 import sep
 from scipy.spatial import cKDTree
 
-from .backend import get_xp, to_numpy
+from .backend import Ticker, get_xp, map_frames, to_numpy
 from .fit import motion_fit
 from .stats import mad_std
 from .tracks import CENTROID_FLOOR_PX, model_positions
@@ -47,7 +47,7 @@ MAX_ELONGATION = 1.5
 def _frame_image(diffs: Differences, i: int) -> np.ndarray:
     """Frame ``i`` on the common grid and flux scale, rebuilt from its difference."""
     image = to_numpy(diffs.diff[i] + diffs.template)
-    return np.ascontiguousarray(np.nan_to_num(image, nan=0.0), dtype=np.float32)
+    return np.where(np.isfinite(image), image, np.float32(0.0)).astype(np.float32, copy=False)
 
 
 def _isolated_sources(image: np.ndarray, fwhm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -58,7 +58,7 @@ def _isolated_sources(image: np.ndarray, fwhm: float) -> tuple[np.ndarray, np.nd
     """
     mask = ~np.isfinite(image)
     data = np.ascontiguousarray(np.nan_to_num(image), dtype=np.float32)
-    noise = mad_std(image)
+    noise = mad_std(image[::2, ::2])  # a quarter of the pixels: the same sigma, 4x cheaper
     sep.set_extract_pixstack(2_000_000)
     try:
         objs = sep.extract(data, 2.5, err=noise, mask=mask, minarea=5)
@@ -136,7 +136,8 @@ def find_slow_movers(
     xs, ys = np.full((n, m), np.nan), np.full((n, m), np.nan)
     flux, ferr = np.full((n, m), np.nan), np.full((n, m), np.nan)
     radius = 1.5 * fwhm
-    for i in range(n):
+
+    def measure(i: int) -> None:
         diff = to_numpy(diffs.diff[i])
         image = _frame_image(diffs, i)
         # Masked pixels (a bad column, a saturated star) move with each frame's
@@ -148,8 +149,10 @@ def find_slow_movers(
         good = (flag == 0) & (fflag == 0) & (np.hypot(xw - x0, yw - y0) < fwhm)
         xs[i, good], ys[i, good] = xw[good], yw[good]
         flux[i, good], ferr[i, good] = f[good], fe[good]
-        if progress:
-            progress(i + 1, n)
+        tick()
+
+    tick = Ticker(progress, total=n)
+    map_frames(measure, n, get_xp(diffs.diff))
     snr = flux / ferr
     err = np.hypot(math.sqrt(2) * sigma / np.maximum(snr, 1.0), CENTROID_FLOOR_PX)
     t = mjd - mjd.mean()

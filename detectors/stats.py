@@ -11,6 +11,7 @@ from types import ModuleType
 
 import numpy as np
 
+from . import kernels
 from .backend import Array, get_ndimage, get_xp
 
 __all__ = ["box_background", "local_maxima", "mad_std", "stack_median", "windows"]
@@ -29,6 +30,8 @@ def stack_median(stack: Array) -> tuple[Array, Array]:
         Number of frames with data at each pixel.
     """
     xp = get_xp(stack)
+    if xp is np:  # the sort below, compiled: 10-20x less CPU (detectors.kernels)
+        return kernels.stack_median(stack)
     ordered = xp.sort(stack, axis=0)
     count = xp.sum(xp.isfinite(stack), axis=0)
     lo = xp.clip((count - 1) // 2, 0, None)[None]
@@ -54,6 +57,8 @@ def _coarse(image: Array, box: int, xp: ModuleType) -> tuple[Array, Array]:
     Every other pixel of a cell in each direction is enough for a robust
     median and four times cheaper to sort.
     """
+    if xp is np:  # the same statistics cell by cell, compiled (detectors.kernels)
+        return kernels.cell_statistics(image, box)
     h, w = image.shape
     ny, nx = -(-h // box), -(-w // box)
     padded = xp.full((ny * box, nx * box), xp.nan, dtype=xp.float32)
@@ -85,16 +90,28 @@ def _fill_nan(coarse: Array, xp: ModuleType) -> Array:
     return coarse[tuple(nearest)]
 
 
-def _interp_matrix(n: int, cells: int, box: int, xp: ModuleType) -> Array:
-    """(n, cells) weights that linearly interpolate cell centres to every pixel."""
+def _interp_rows(n: int, cells: int, box: int, xp: ModuleType) -> tuple[Array, Array, Array]:
+    """Lower cell, upper cell and upper weight that interpolate cell centres to ``n`` pixels."""
     pos = np.clip((np.arange(n) + 0.5) / box - 0.5, 0, cells - 1)
     lo = np.minimum(np.floor(pos).astype(int), max(cells - 2, 0))
-    frac = pos - lo
-    m = np.zeros((n, cells), dtype=np.float32)
-    m[np.arange(n), lo] = 1 - frac
-    if cells > 1:
-        m[np.arange(n), lo + 1] += frac
-    return xp.asarray(m)
+    hi = np.minimum(lo + 1, cells - 1)
+    return xp.asarray(lo), xp.asarray(hi), xp.asarray((pos - lo).astype(np.float32))
+
+
+def _bilinear(coarse: Array, shape: tuple[int, int], box: int, xp: ModuleType) -> Array:
+    """Cell values interpolated bilinearly to every pixel, one axis at a time.
+
+    Each pixel mixes two cells per axis, so two gathers and a blend per axis
+    cost far less than a dense interpolation-matrix product.
+    """
+    across = _interp_rows(shape[1], coarse.shape[1], box, xp)
+    down = _interp_rows(shape[0], coarse.shape[0], box, xp)
+    if xp is np:  # one pass instead of six whole-image temporaries (detectors.kernels)
+        return kernels.bilinear(coarse, down, across)
+    lo, hi, f = across
+    rows = coarse[:, lo] * (1 - f) + coarse[:, hi] * f
+    lo, hi, f = down
+    return (rows[lo] * (1 - f)[:, None] + rows[hi] * f[:, None]).astype(xp.float32)
 
 
 def box_background(image: Array, *, box: int = 64) -> tuple[Array, Array]:
@@ -102,8 +119,7 @@ def box_background(image: Array, *, box: int = 64) -> tuple[Array, Array]:
 
     The image is cut into ``box``-pixel cells; each cell's sigma-clipped
     median and robust sigma are median-filtered over 3x3 cells and
-    interpolated bilinearly back to full resolution (as two small matrix
-    products, which is far cheaper than a general resampling).
+    interpolated bilinearly back to full resolution.
 
     Parameters
     ----------
@@ -119,13 +135,10 @@ def box_background(image: Array, *, box: int = 64) -> tuple[Array, Array]:
     xp = get_xp(image)
     ndi = get_ndimage(xp)
     med, sig = _coarse(image, box, xp)
-    h, w = image.shape
-    wy = _interp_matrix(h, med.shape[0], box, xp)
-    wx = _interp_matrix(w, med.shape[1], box, xp)
     out = []
     for coarse in (med, sig):
         smooth = ndi.median_filter(_fill_nan(coarse, xp), size=3, mode="nearest")
-        out.append((wy @ smooth.astype(xp.float32) @ wx.T).astype(xp.float32))
+        out.append(_bilinear(smooth.astype(xp.float32), image.shape, box, xp))
     return out[0], out[1]
 
 

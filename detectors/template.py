@@ -223,11 +223,14 @@ def reference_template(
         noise[k] = float(xp.median(rms_map))
         bad = bad | cosmic_ray_mask(xp.where(bad, xp.nan, image), noise[k])
         registration = _grid_map(frame, reference, ref_stars, to_numpy(image), to_numpy(bad))
-        ys, xs = registration.dense(0, shape)
-        if frame.shape == shape and registration.method[0] == "wcs" and _is_identity(ys, xs):
+        if (
+            frame.shape == shape
+            and registration.method[0] == "wcs"
+            and _is_identity(registration, 0)
+        ):
             stack[k] = xp.where(bad, xp.nan, image)
         else:
-            stack[k] = resample(image, bad, ys, xs, xp)[0]
+            stack[k] = resample(image, bad, registration, 0, shape, xp)[0]
 
     map_frames(place, len(frames), xp)
     stars = measure_stars(ref_sub, ref_rms)

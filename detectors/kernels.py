@@ -1,0 +1,348 @@
+"""Compiled CPU kernels for the per-frame path's hot loops (NumPy arrays only).
+
+The per-frame path is written once against ``xp``; on NumPy a few of its
+steps are memory-bound chains of whole-image temporaries (a sort along the
+stack axis, filters computed in float64, a dozen temporaries for one weight map) that cost more
+than the arithmetic. These numba kernels do the same work in one pass, in
+float32, and release the GIL so that ``backend.map_frames`` threads (or the
+row bands here) keep both cores busy. The callers keep their xp code for
+CuPy, and the tests compare each kernel with it. The resampler is in
+`detectors.spline`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+__all__ = [
+    "bilinear",
+    "cell_statistics",
+    "gaussian_filter",
+    "inverse_variance",
+    "stack_median",
+]
+
+#: Median absolute deviation to sigma for a normal distribution (as ``stats``).
+MAD_TO_SIGMA = 1.4826
+#: Fast-math flags without "no NaN" and "no inf": the kernels test for NaN (no data).
+FAST_MATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+#: Pixels above which a whole-stack kernel is split into row bands over threads.
+_PARALLEL_PIXELS = 1 << 21
+#: Largest stack whose median is taken by ranks (N^2 comparisons), not by sorting.
+_RANKED_MAX = 24
+
+
+def _bands(fn: Callable[[int, int], None], rows: int, work: int) -> None:
+    """``fn(y0, y1)`` over bands of ``rows``, on every core when ``work`` is large."""
+    cores = os.cpu_count() or 1
+    if work < _PARALLEL_PIXELS or cores < 2 or rows < 2 * cores:
+        fn(0, rows)
+        return
+    edges = [int(e) for e in np.linspace(0, rows, 4 * cores + 1)]
+    with ThreadPoolExecutor(max_workers=cores) as pool:
+        list(pool.map(lambda k: fn(edges[k], edges[k + 1]), range(len(edges) - 1)))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _median_rows_ranked(stack, med, count, y0, y1):  # pragma: no cover - compiled
+    """Few values per pixel: each value's rank by comparisons, branch-free over a row.
+
+    NaN counts as +inf, so it ranks after every value; ties rank by index.
+    """
+    n, _, w = stack.shape
+    vals = np.empty((n, w), dtype=np.float32)
+    rank = np.empty(w, dtype=np.int32)
+    k = np.empty(w, dtype=np.int32)
+    lo = np.empty(w, dtype=np.float32)
+    hi = np.empty(w, dtype=np.float32)
+    for y in range(y0, y1):
+        for x in range(w):
+            k[x] = 0
+            lo[x] = 0.0
+            hi[x] = 0.0
+        for i in range(n):
+            for x in range(w):
+                v = stack[i, y, x]
+                good = v == v
+                vals[i, x] = v if good else np.inf
+                k[x] += good
+        for i in range(n):
+            for x in range(w):
+                rank[x] = 0
+            for j in range(i):
+                for x in range(w):
+                    rank[x] += vals[j, x] <= vals[i, x]
+            for j in range(i + 1, n):
+                for x in range(w):
+                    rank[x] += vals[j, x] < vals[i, x]
+            for x in range(w):
+                v = vals[i, x]
+                lo[x] += v if rank[x] == (k[x] - 1) // 2 else np.float32(0.0)
+                hi[x] += v if rank[x] == k[x] // 2 else np.float32(0.0)
+        for x in range(w):
+            count[y, x] = k[x]
+            med[y, x] = np.float32(0.5) * (lo[x] + hi[x]) if k[x] > 0 else np.nan
+
+
+@numba.njit(cache=True, nogil=True)
+def _median_rows_sorted(stack, med, count, y0, y1):  # pragma: no cover - compiled
+    """Many values per pixel (cells of an image): sort each pixel's finite values."""
+    n, _, w = stack.shape
+    buf = np.empty(n, dtype=np.float32)
+    for y in range(y0, y1):
+        for x in range(w):
+            k = 0
+            for i in range(n):
+                v = stack[i, y, x]
+                if v == v:
+                    buf[k] = v
+                    k += 1
+            count[y, x] = k
+            if k == 0:
+                med[y, x] = np.nan
+                continue
+            ordered = np.sort(buf[:k])
+            med[y, x] = np.float32(0.5) * (ordered[(k - 1) // 2] + ordered[k // 2])
+
+
+def stack_median(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median over axis 0 of an (N, H, W) float32 stack ignoring NaN, and the count.
+
+    The same answer as :func:`detectors.stats.stack_median`'s sort along the
+    stack, which on NumPy is strided and branchy: for a few frames each
+    value's rank is counted branch-free along a row (vectorised), for many
+    each pixel's values are sorted in a small buffer.
+    """
+    stack = np.ascontiguousarray(stack, dtype=np.float32)
+    n, h, w = stack.shape
+    med = np.empty((h, w), dtype=np.float32)
+    count = np.empty((h, w), dtype=np.int64)
+    kernel = _median_rows_ranked if n <= _RANKED_MAX else _median_rows_sorted
+    _bands(lambda y0, y1: kernel(stack, med, count, y0, y1), h, stack.size)
+    return med, count
+
+
+@numba.njit(cache=True, nogil=True)
+def _select(values, k):  # pragma: no cover - compiled
+    """Wirth's selection: ``values[k]`` becomes the k-th smallest, smaller ones before it."""
+    lo, hi = 0, values.size - 1
+    while lo < hi:
+        pivot = values[k]
+        i, j = lo, hi
+        while True:
+            while values[i] < pivot:
+                i += 1
+            while pivot < values[j]:
+                j -= 1
+            if i <= j:
+                values[i], values[j] = values[j], values[i]
+                i += 1
+                j -= 1
+            if i > j:
+                break
+        if j < k:
+            lo = i
+        if k < i:
+            hi = j
+    return values[k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _median_inplace(values):  # pragma: no cover - compiled
+    """Median of a 1-D float32 array, (lower + upper) / 2 as ``stack_median``; reorders it."""
+    k = values.size
+    lower = _select(values, (k - 1) // 2)
+    upper = lower
+    if k % 2 == 0:  # the upper middle is the smallest of the values after the lower
+        upper = values[k // 2]
+        for i in range(k // 2 + 1, k):
+            upper = min(upper, values[i])
+    return np.float32(0.5) * (lower + upper)
+
+
+@numba.njit(cache=True, nogil=True)
+def _cells(image, box, med, sig, keep):  # pragma: no cover - compiled
+    h, w = image.shape
+    ny, nx = med.shape
+    half = box // 2
+    values = np.empty(half * half, dtype=np.float32)
+    dev = np.empty(half * half, dtype=np.float32)
+    for cy in range(ny):
+        for cx in range(nx):
+            k = 0
+            for y in range(cy * box, min(cy * box + box, h), 2):
+                for x in range(cx * box, min(cx * box + box, w), 2):
+                    v = image[y, x]
+                    if v == v:
+                        values[k] = v
+                        k += 1
+            if k == 0:
+                med[cy, cx] = np.nan
+                sig[cy, cx] = np.nan
+                continue
+            m = _median_inplace(values[:k].copy())
+            for i in range(k):
+                dev[i] = abs(values[i] - m)
+            s = np.float32(MAD_TO_SIGMA) * _median_inplace(dev[:k])
+            # Clip once at 3 sigma so stars and cosmic rays in a cell do not bias it.
+            n = 0
+            for i in range(k):
+                if abs(values[i] - m) <= 3 * s:
+                    values[n] = values[i]
+                    n += 1
+            if n < keep or n == 0:
+                med[cy, cx] = np.nan
+                sig[cy, cx] = np.nan
+                continue
+            m = _median_inplace(values[:n].copy())
+            for i in range(n):
+                dev[i] = abs(values[i] - m)
+            med[cy, cx] = m
+            sig[cy, cx] = np.float32(MAD_TO_SIGMA) * _median_inplace(dev[:n])
+
+
+def cell_statistics(image: np.ndarray, box: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clipped median and robust sigma of each ``box`` x ``box`` cell, as ``stats._coarse``.
+
+    Every other pixel of a cell in each direction is used; one 3-sigma clip;
+    a cell with under 30% of its sampled pixels left is NaN.
+    """
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    h, w = image.shape
+    shape = (-(-h // box), -(-w // box))
+    med = np.empty(shape, dtype=np.float32)
+    sig = np.empty(shape, dtype=np.float32)
+    half = box // 2
+    _cells(image, box, med, sig, 0.3 * half * half)
+    return med, sig
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
+def _weights(diff, rms, star_var, poisson, inv_scale, weighted, inv):  # pragma: no cover
+    h, w = diff.shape
+    for y in range(h):
+        for x in range(w):
+            var = rms[y, x] * rms[y, x] + star_var[y, x] + poisson[y, x] * inv_scale
+            d = diff[y, x]
+            if np.isfinite(d) and var > 0:
+                iv = np.float32(1.0) / var
+                inv[y, x] = iv
+                weighted[y, x] = d * iv
+            else:
+                inv[y, x] = 0.0
+                weighted[y, x] = 0.0
+
+
+def inverse_variance(
+    diff: np.ndarray,
+    rms: np.ndarray,
+    star_var: np.ndarray,
+    poisson: np.ndarray | None,
+    *,
+    scale: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``diff / var`` and ``1 / var`` (0 where no data) with ``var = rms^2 + star_var + poisson / scale``.
+
+    The difference image's per-pixel weights, in one pass instead of a
+    dozen whole-image temporaries (``detectors.difference``).
+    """
+    inv_scale = np.float32(1.0 / scale)
+    if poisson is None:  # no Poisson term: any finite map times 0
+        poisson, inv_scale = star_var, np.float32(0.0)
+    weighted = np.empty(diff.shape, dtype=np.float32)
+    inv = np.empty(diff.shape, dtype=np.float32)
+    _weights(diff, rms, star_var, poisson, inv_scale, weighted, inv)
+    return weighted, inv
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
+def _bilinear_rows(coarse, lo_y, hi_y, f_y, lo_x, hi_x, f_x, out):  # pragma: no cover
+    for y in range(out.shape[0]):
+        a, b, t = lo_y[y], hi_y[y], f_y[y]
+        for x in range(out.shape[1]):
+            u = f_x[x]
+            top = coarse[a, lo_x[x]] * (1 - u) + coarse[a, hi_x[x]] * u
+            bottom = coarse[b, lo_x[x]] * (1 - u) + coarse[b, hi_x[x]] * u
+            out[y, x] = top * (1 - t) + bottom * t
+
+
+def bilinear(
+    coarse: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cols: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Cell values blended to every pixel: ``rows``/``cols`` are (lower cell, upper cell, weight)."""
+    out = np.empty((rows[0].size, cols[0].size), dtype=np.float32)
+    lo_y, hi_y, f_y = rows
+    lo_x, hi_x, f_x = cols
+    coarse = np.ascontiguousarray(coarse, dtype=np.float32)
+    _bilinear_rows(coarse, lo_y, hi_y, f_y, lo_x, hi_x, f_x, out)
+    return out
+
+
+def _gaussian_weights(sigma: float, truncate: float) -> np.ndarray:
+    """scipy.ndimage's Gaussian kernel: radius ``int(truncate * sigma + 0.5)``, sum 1."""
+    radius = int(truncate * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-0.5 * (x / sigma) ** 2)
+    return (weights / weights.sum()).astype(np.float32)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
+def _gaussian_2d(image, weights, nearest, out):  # pragma: no cover - compiled
+    """Separable correlation: columns then rows, each through a padded row buffer."""
+    h, w = image.shape
+    r = weights.size // 2
+    tmp = np.empty(w, dtype=np.float32)
+    buf = np.zeros(w + 2 * r, dtype=np.float32)
+    for y in range(h):
+        for x in range(w):
+            tmp[x] = 0.0
+        for k in range(weights.size):
+            yy = y + k - r
+            if yy < 0 or yy >= h:
+                if not nearest:
+                    continue
+                yy = 0 if yy < 0 else h - 1
+            wk = weights[k]
+            for x in range(w):
+                tmp[x] += wk * image[yy, x]
+        for x in range(w):
+            buf[r + x] = tmp[x]
+        if nearest:
+            for x in range(r):
+                buf[x] = tmp[0]
+                buf[r + w + x] = tmp[w - 1]
+        for x in range(w):
+            out[y, x] = 0.0
+        for k in range(weights.size):
+            wk = weights[k]
+            for x in range(w):
+                out[y, x] += wk * buf[x + k]
+
+
+def gaussian_filter(
+    image: np.ndarray, sigma: float, *, mode: str = "constant", truncate: float = 4.0
+) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter`` of a 2-D image, in float32, one thread.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+    sigma : float
+    mode : {"constant", "nearest"}, keyword-only
+        Outside the image: zero, or the nearest edge pixel.
+    truncate : float, keyword-only
+        Kernel radius in sigma, as scipy's.
+    """
+    if mode not in ("constant", "nearest"):
+        raise ValueError(f"mode must be 'constant' or 'nearest', not {mode!r}")
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    out = np.empty_like(image)
+    _gaussian_2d(image, _gaussian_weights(sigma, truncate), mode == "nearest", out)
+    return out
