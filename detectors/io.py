@@ -20,6 +20,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -265,6 +266,8 @@ def _calibrate(
                 f"{name}: image shape {data.shape} differs from the {calib.label} shape "
                 f"{calib.data.shape}; use calibration frames from the same detector and binning."
             )
+    if bias is None and flat is None:  # nothing to calibrate: the level stays as it is
+        return data.astype(np.float32, copy=False), saturation
     level = None if saturation is None else np.full(data.shape, saturation, dtype=np.float64)
     if bias is not None:
         data = data - bias.data
@@ -512,14 +515,25 @@ def load_frames(
     flat_c = _resolve_calibration(flat, "flat")
     frames: list[Frame] = []
     skipped: list[tuple[str, str]] = []
-    for done, path in enumerate(paths, start=1):
+
+    def read(path: str | os.PathLike) -> Frame | InputError:
         try:
-            frames.append(_load_frame(Path(path), bias_c, flat_c, allow_no_wcs=allow_no_wcs))
+            return _load_frame(Path(path), bias_c, flat_c, allow_no_wcs=allow_no_wcs)
         except InputError as err:
-            name, reason = Path(path).name, str(err)
-            skipped.append((name, reason.removeprefix(f"{name}: ")))
-        if progress:
-            progress(done, len(paths))
+            return err
+
+    # Two files at a time: decompression, byte swapping and conversion release the GIL.
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        for done, (path, result) in enumerate(
+            zip(paths, pool.map(read, paths), strict=True), start=1
+        ):
+            if isinstance(result, InputError):
+                name, reason = Path(path).name, str(result)
+                skipped.append((name, reason.removeprefix(f"{name}: ")))
+            else:
+                frames.append(result)
+            if progress:
+                progress(done, len(paths))
     if skipped and on_error == "raise":
         listing = "; ".join(f"{name}: {reason}" for name, reason in skipped)
         if len(skipped) == 1:
