@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -399,8 +400,10 @@ def _write_pictures(folder: Path, tracks, diffs, mjd: list[float]) -> float:
     layout (``review.json``, read by the review page); returns the seconds it took."""
     started = time.perf_counter()
     stamps, layout = review_pictures(tracks, diffs, mjd)
-    for name, rgb in {**track_pictures(tracks, diffs, mjd), **stamps}.items():
-        io.write_png(folder / name, rgb)
+    pictures = {**track_pictures(tracks, diffs, mjd), **stamps}
+    # Two at a time: PNG compression releases the GIL.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda item: io.write_png(folder / item[0], item[1]), pictures.items()))
     io.write_json(folder / "review.json", layout)
     return round(time.perf_counter() - started, 3)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import kernels
 from .backend import Array, get_xp, to_numpy
 from .fit import motion_fit
 from .types import Differences, FastResult
@@ -180,7 +181,7 @@ def _paste(
     shape = (n, h + (-h % t.size), w + (-w % t.size))
     # Zeros come from the OS untouched: only the tiles' pages are ever written.
     full = np.full(shape, fill, dtype=dtype) if fill else np.zeros(shape, dtype=dtype)
-    _tiled(_blocks(full, t.size, fill))[index[:, 0], index[:, 1]] = tiles
+    kernels.paste_tiles(full, tiles.astype(dtype, copy=False), index, t.size)
     return full if full.shape == (n, h, w) else np.ascontiguousarray(full[:, :h, :w])
 
 

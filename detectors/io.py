@@ -728,9 +728,15 @@ def _indexed(rgb: np.ndarray, colours: np.ndarray) -> Any:
         a = a.astype(np.uint32)
         return (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]
 
-    lookup = np.zeros(1 << 24, dtype=np.uint8)  # colour -> palette index, 16 MB
-    lookup[packed(colours)] = np.arange(len(colours), dtype=np.uint8)
-    image = Image.fromarray(lookup[packed(rgb)], "P")
+    keys = packed(colours)
+    if rgb.shape[0] * rgb.shape[1] < 1 << 20:  # a stamp: a search among its colours
+        order = np.argsort(keys)
+        index = order[np.searchsorted(keys[order], packed(rgb))].astype(np.uint8)
+    else:  # a sheet or an overview: one lookup table for all pixels, 16 MB
+        lookup = np.zeros(1 << 24, dtype=np.uint8)
+        lookup[keys] = np.arange(len(colours), dtype=np.uint8)
+        index = lookup[packed(rgb)]
+    image = Image.fromarray(index, "P")
     image.putpalette(colours.ravel().tolist())
     return image
 

