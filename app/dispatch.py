@@ -33,8 +33,12 @@ __all__ = ["BrokerUnavailable", "Dispatcher", "claim", "mark_sent", "resend_orph
 
 log = logging.getLogger(__name__)
 
-#: Sends that may wait on the broker at once; more answer 503 at once.
+#: Sends that may wait on the broker at once.
 MAX_PENDING_SENDS = 8
+#: How long one more send waits for a free slot before its POST answers 503: long
+#: enough for a burst of searches while the send threads open their connections,
+#: short enough that a blocked broker does not hold the threads that serve reads.
+SLOT_WAIT_S = 1.0
 
 
 class BrokerUnavailable(RuntimeError):
@@ -59,7 +63,7 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(MAX_PENDING_SENDS, thread_name_prefix="astrohunter-send")
 
     def __call__(self, job_id: str) -> None:
-        if not self._slots.acquire(blocking=False):
+        if not self._slots.acquire(timeout=min(SLOT_WAIT_S, self._timeout)):
             raise BrokerUnavailable(
                 f"broker blocked: {MAX_PENDING_SENDS} messages are still waiting for it "
                 "(a RabbitMQ resource alarm?); try again later"
