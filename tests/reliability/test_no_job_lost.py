@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from app.api.main import WATCH_EVERY_S
+from app.broker import PROBE_TIMEOUT_S
 from app.db.base import session_factory
 from app.db.models import Job
 
@@ -122,9 +124,14 @@ def test_a_broker_resource_alarm_never_freezes_the_api(deploy):
     reader.start()
     try:
         with disk_alarm():
-            time.sleep(6)  # the API's background probe sees the alarm
-            health = d.http.get("/health")
-            assert health.status_code == 503 and "blocked" in health.text, health.text
+            # The API's background probe sees the alarm by its next round: one
+            # interval, plus the probe's own wait for a blocked publish.
+            seen_within = WATCH_EVERY_S + PROBE_TIMEOUT_S + 3.0
+            raised = time.monotonic()
+            while (health := d.http.get("/health")).status_code != 503:
+                assert time.monotonic() - raised < seen_within, health.text
+                time.sleep(0.2)
+            assert "blocked" in health.text, health.text
             with ThreadPoolExecutor(12) as pool:
                 started = time.monotonic()
                 burst = list(pool.map(lambda _: d.http.post("/search", json=field()), range(12)))
