@@ -83,18 +83,7 @@ def pixel_map(
     """
     gy, gx = coarse_grid(shape, step=step)
     sy, sx = coarse_pixel_map(src, ref, gy, gx)
-    one = Registration(
-        ref=0,
-        grid_y=gy,
-        grid_x=gx,
-        map_y=sy[None],
-        map_x=sx[None],
-        origin=np.zeros((1, 2), dtype=int),
-        method=["wcs"],
-        stars=np.zeros(1, dtype=int),
-        rms_px=np.full(1, np.nan),
-    )
-    return one.dense(0, shape)
+    return Registration.one_frame((gy, gx), (sy, sx)).dense(0, shape)
 
 
 def coarse_grid(shape: tuple[int, int], *, step: int = 32) -> tuple[np.ndarray, np.ndarray]:

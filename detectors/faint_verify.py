@@ -20,7 +20,7 @@ from .faint import FaintSeeds, FaintSettings, kept_maps, scan_faint
 from .stack import sample_stack
 from .types import Differences, Mover
 
-__all__ = ["FaintResult", "find_faint", "refine_faint"]
+__all__ = ["find_faint", "refine_faint"]
 
 
 @dataclass
@@ -32,19 +32,6 @@ class _Refined:
     psi: np.ndarray
     phi: np.ndarray
     frame_snr: np.ndarray
-
-
-@dataclass
-class FaintResult:
-    """Verified faint movers and what the search cost."""
-
-    movers: list[Mover]
-    trajectories: int
-    motions: int
-    threshold: float
-    binning: int
-    rate_max: float = math.inf
-    limited_by: str | None = None
 
 
 def _stacked(
@@ -172,7 +159,7 @@ def find_faint(
     settings: FaintSettings,
     stacker: str | None = None,
     progress=None,
-) -> FaintResult:
+) -> tuple[FaintSeeds, list[Mover]]:
     """Search every motion of the rate range for objects too faint for single frames.
 
     :func:`scan_faint` then :func:`refine_faint`, in one call (the search
@@ -180,9 +167,10 @@ def find_faint(
 
     Returns
     -------
-    FaintResult
-        ``movers``: one `Mover` per verified object (positions from the
-        motion fit).
+    seeds : FaintSeeds
+        The grid's peaks and what the scan cost (trajectories, threshold, binning).
+    movers : list of Mover
+        One per verified object (positions from the motion fit).
     """
     seeds, kept = scan_faint(diffs, mjd, settings=settings, stacker=stacker, progress=progress)
     movers = refine_faint(
@@ -192,15 +180,7 @@ def find_faint(
         settings=settings,
         sigma=float(np.median(diffs.psf_sigma)),
     )
-    return FaintResult(
-        movers=movers,
-        trajectories=seeds.trajectories,
-        motions=seeds.motions,
-        threshold=seeds.threshold,
-        binning=seeds.binning,
-        rate_max=seeds.rate_max,
-        limited_by=seeds.limited_by,
-    )
+    return seeds, movers
 
 
 def _as_mover(found: _Refined, t: np.ndarray, sigma: float) -> Mover:

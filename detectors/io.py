@@ -910,10 +910,6 @@ def load_fast_result(path: str | os.PathLike) -> FastResult:
         faint=faint,
         devices=meta["devices"],
     )
-    if faint is not None:
-        fast.trajectories_tested = faint.trajectories
-        fast.faint_binning = faint.binning
-        fast.faint_threshold = round(faint.threshold, 3)
     return from_tiles(fast, tiles, diffs.template)
 
 

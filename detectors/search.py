@@ -224,9 +224,6 @@ def fast_detect(
                 diffs, mjd, settings=_faint_settings(config, per_day), progress=tick
             )
         result.faint = seeds
-        result.trajectories_tested = seeds.trajectories
-        result.faint_binning = seeds.binning
-        result.faint_threshold = round(seeds.threshold, 3)
         if seeds.limited_by is not None:
             result.limits["faint_rate_max"] = seeds.rate_max
             result.limits["faint_limited_by"] = seeds.limited_by
@@ -332,6 +329,7 @@ def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dic
     """The output's ``run`` block: version, device, options, timings, memory, registration."""
     timings = dict(fast.timings)
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
+    seeds = fast.faint
     return {
         **_sky_info(fast, frames),
         "version": __version__,
@@ -345,9 +343,9 @@ def run_info(fast: FastResult, frames: list[Frame], config: SearchConfig) -> dic
         "psf_fwhm_px": [round(FWHM_PER_SIGMA * float(s), 3) for s in fast.differences.psf_sigma],
         "candidates": len(fast.candidates),
         "tracklets": len(fast.tracklets),
-        "trajectories_tested": fast.trajectories_tested,
-        "faint_binning": fast.faint_binning,
-        "faint_threshold": fast.faint_threshold,
+        "trajectories_tested": 0 if seeds is None else seeds.trajectories,
+        "faint_binning": 1 if seeds is None else seeds.binning,
+        "faint_threshold": None if seeds is None else round(seeds.threshold, 3),
         "template": fast.template,
         **{
             f"{k}_arcsec_per_hour" if isinstance(v, float) else k: (

@@ -156,18 +156,7 @@ def _grid_map(
         moved = _apply(matrix, np.c_[sx.ravel(), sy.ravel()])
         sx, sy = moved[:, 0].reshape(sx.shape), moved[:, 1].reshape(sy.shape)
         method = "wcs+stars"
-    registration = Registration(
-        ref=0,
-        grid_y=gy,
-        grid_x=gx,
-        map_y=sy[None],
-        map_x=sx[None],
-        origin=np.zeros((1, 2), dtype=int),
-        method=[method],
-        stars=np.array([len(used)]),
-        rms_px=np.array([rms]),
-    )
-    return registration
+    return Registration.one_frame((gy, gx), (sy, sx), method=method, stars=len(used), rms_px=rms)
 
 
 def reference_template(

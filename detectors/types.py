@@ -263,8 +263,6 @@ class FastResult:
         Candidate indices of each linked tracklet.
     timings : dict
         Seconds per stage so far.
-    trajectories_tested, faint_binning, faint_threshold
-        What the faint search did (filled in by the stage that runs it).
     registration : Registration or None
         How each frame maps onto the common grid (None in results saved
         before registration existed).
@@ -299,9 +297,6 @@ class FastResult:
     candidates: Candidates
     tracklets: list[Array]
     timings: dict[str, float]
-    trajectories_tested: int = 0
-    faint_binning: int = 1
-    faint_threshold: float | None = None
     #: Rates actually searched (px/day) where a plan narrowed the request, and why.
     limits: dict[str, float | str] = field(default_factory=dict)
     registration: Registration | None = None
@@ -387,6 +382,29 @@ class Registration:
     rms_px: Array
     #: Frame ``k``'s (x, y) splines, built once: every track asks for every frame.
     _splines: dict[int, tuple] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @classmethod
+    def one_frame(
+        cls,
+        grid: tuple[Array, Array],
+        maps: tuple[Array, Array],
+        *,
+        method: str = "wcs",
+        stars: int = 0,
+        rms_px: float = float("nan"),
+    ) -> Registration:
+        """The mapping of a single frame (``maps``: its ``y, x`` on the ``grid`` rows, columns)."""
+        return cls(
+            ref=0,
+            grid_y=grid[0],
+            grid_x=grid[1],
+            map_y=maps[0][None],
+            map_x=maps[1][None],
+            origin=np.zeros((1, 2), dtype=int),
+            method=[method],
+            stars=np.array([stars]),
+            rms_px=np.array([rms_px]),
+        )
 
     def to_frame(self, k: int, x: Array, y: Array) -> tuple[Array, Array]:
         """Frame ``k``'s own pixel ``(x, y)`` of reference-grid points ``(x, y)``."""

@@ -15,10 +15,10 @@ from detectors.faint_verify import find_faint
 from detectors.fit import FitSettings, fit_tracks
 from detectors.fixed import reject_detector_fixed
 from detectors.handoff import MARGIN, candidate_paths, cut_tiles, handed_over
-from detectors.search import detailed_detect, fast_detect, find_moving_objects
+from detectors.search import _mover_tracks, detailed_detect, fast_detect, find_moving_objects
 from detectors.simulate import simulate_field
 from detectors.slow import find_slow_movers
-from detectors.tracks import build_track, merge_tracks
+from detectors.tracks import merge_tracks
 
 from .test_faint import _frames
 
@@ -54,30 +54,14 @@ def _old_order(fast, config: SearchConfig):
         pixel_scale=scale,
     )  # fmt: skip
     slow = find_slow_movers(diffs, fast.mjd, rate_min=rate_min, rate_max=rate_max)
-    faint = find_faint(
+    _, faint = find_faint(
         diffs, fast.mjd,
         settings=FaintSettings(rate_min=rate_min, rate_max=rate_max,
                                min_stacked_snr=config.faint_min_stacked_snr,
                                memory_bytes=config.memory_gb * 1e9),
-    ).movers  # fmt: skip
+    )  # fmt: skip
     for movers, origin in ((slow, "slow"), (faint, "faint")):
-        tracks += [
-            build_track(
-                m.frames,
-                fast.mjd,
-                m.x,
-                m.y,
-                m.err,
-                flux=m.flux,
-                snr=m.snr,
-                stacked_snr=m.stacked,
-                wcs=fast.wcs,
-                zero_point=fast.zero_point,
-                origin=origin,
-                pixel_scale=scale,
-            )
-            for m in movers
-        ]
+        tracks += _mover_tracks(movers, fast, origin=origin)
     tracks, _ = reject_detector_fixed(tracks, fast.registration)
     return merge_tracks(tracks, radius=2 * diffs.fwhm)
 
@@ -128,7 +112,7 @@ def test_the_work_file_is_smaller_than_the_frames_and_keeps_every_candidate(tmp_
     assert len(loaded.faint) == len(fast.faint) > 0
     np.testing.assert_array_equal(loaded.faint.vx, fast.faint.vx)
     assert loaded.faint.threshold == fast.faint.threshold
-    assert loaded.trajectories_tested == fast.trajectories_tested > 0
+    assert loaded.faint.trajectories == fast.faint.trajectories > 0
     assert loaded.devices == fast.devices
     np.testing.assert_array_equal(loaded.differences.template, fast.differences.template)
 

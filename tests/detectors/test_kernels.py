@@ -133,17 +133,7 @@ def _affine_registration(shape, *, shift, angle_deg, step=16):
     gy = np.unique(np.r_[np.arange(0, shape[0], step), shape[0] - 1]).astype(float)
     gx = np.unique(np.r_[np.arange(0, shape[1], step), shape[1] - 1]).astype(float)
     cy, cx = np.meshgrid(gy, gx, indexing="ij")
-    return Registration(
-        ref=0,
-        grid_y=gy,
-        grid_x=gx,
-        map_y=_rotate(cy, cx, shape, shift, angle_deg)[0][None],
-        map_x=_rotate(cy, cx, shape, shift, angle_deg)[1][None],
-        origin=np.zeros((1, 2), dtype=int),
-        method=["wcs"],
-        stars=np.zeros(1, dtype=int),
-        rms_px=np.full(1, np.nan),
-    )
+    return Registration.one_frame((gy, gx), _rotate(cy, cx, shape, shift, angle_deg))
 
 
 def _rotate(y, x, shape, shift, angle_deg):
