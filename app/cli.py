@@ -173,7 +173,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
     frames, skipped = list(loaded.frames), list(loaded.skipped)
     io.check_frames(frames, skipped=skipped)
     reference, info = _report_info(args, frames, settings)
-    template = io.load_template(io.expand_paths(args.template)) if args.template else None
+    template = (
+        io.load_template(io.expand_paths(args.template), bias=args.bias, flat=args.flat)
+        if args.template
+        else None
+    )
     if show:
         err_console.print(f"{STAGE_LABELS['load']:<16} {len(frames)} frames")
     while True:  # --skip-bad: a frame that cannot be registered is left out, and again
@@ -606,7 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="frames of the same field from another night, or one deep coadd (FITS with WCS; "
         "files, folders or globs): subtracted instead of the night's own median, so slow "
-        "movers are not subtracted with it",
+        "movers are not subtracted with it; raw frames of the same camera are calibrated with "
+        "--bias/--flat like the sequence",
     )
     d.add_argument("--bias", type=Path, help="master bias FITS to subtract")
     d.add_argument("--flat", type=Path, help="master flat FITS to divide by")

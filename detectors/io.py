@@ -247,6 +247,10 @@ def _resolve_calibration(value: Calibration, what: str) -> _Calib | None:
     return _Calib(data, f"{what} file {path.name}")
 
 
+class _CalibrationShapeError(InputError):
+    """A frame's shape differs from its calibration's: not a raw frame of that camera."""
+
+
 def _calibrate(
     data: np.ndarray,
     saturation: float | None,
@@ -262,7 +266,7 @@ def _calibrate(
     """
     for calib in (bias, flat):
         if calib is not None and calib.data.shape != data.shape:
-            raise InputError(
+            raise _CalibrationShapeError(
                 f"{name}: image shape {data.shape} differs from the {calib.label} shape "
                 f"{calib.data.shape}; use calibration frames from the same detector and binning."
             )
@@ -548,22 +552,30 @@ def load_frames(
     return LoadResult(frames=frames, skipped=skipped)
 
 
-def load_template(paths: Sequence[str | os.PathLike]) -> list[Frame]:
+def load_template(
+    paths: Sequence[str | os.PathLike], *, bias: Calibration = None, flat: Calibration = None
+) -> list[Frame]:
     """Read the frames of a template from another night (or one deep coadd).
 
     Like `load_frames`, but a coadd may have no observation time of its own
     (``Frame.mjd`` is then NaN); every file needs a celestial WCS, since the
-    template is placed on the sequence by it.
+    template is placed on the sequence by it. ``bias`` and ``flat`` (the
+    sequence's) calibrate the raw frames of the same camera, those of their
+    shape; a coadd or another camera's reduced frames are taken as they are.
 
     Raises
     ------
     InputError
         A file that cannot be read or has no WCS; the message names each.
     """
+    bias_c, flat_c = _resolve_calibration(bias, "bias"), _resolve_calibration(flat, "flat")
     frames, errors = [], []
     for path in paths:
         try:
-            frames.append(_load_frame(Path(path), None, None, allow_no_time=True))
+            try:
+                frames.append(_load_frame(Path(path), bias_c, flat_c, allow_no_time=True))
+            except _CalibrationShapeError:
+                frames.append(_load_frame(Path(path), None, None, allow_no_time=True))
         except InputError as err:
             errors.append(f"template {err}")
     if errors:

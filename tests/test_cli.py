@@ -757,3 +757,22 @@ def test_negative_template_frames_is_one_line(tmp_path):
     proc = run_cli("simulate", tmp_path / "sim", "--size", 128, "--template-frames", -2)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: --template-frames: give 0 or more frames, not -2"
+
+
+def test_template_frames_of_the_same_camera_are_calibrated_like_the_sequence(tmp_path):
+    """Issue 15 on real frames from the CLI: Lowell frames 1-8 (raw, like the night's) as the
+    template of frames 9-17, with the night's bias and flat: (5945) and nothing else (an
+    uncalibrated template left seven flat-field residuals as tracks)."""
+    folder = shared_path(*LOWELL)
+    frames = sorted((folder / "frames").glob("*.fits"))
+    proc = run_cli(
+        "detect", *frames[9:], "--template", *frames[:8],
+        "--bias", folder / "calib" / "master_bias.fits",
+        "--flat", folder / "calib" / "master_flat.fits",
+        "--rate-min", 2, "--rate-max", 20, "--no-faint", "--out", tmp_path / "tracks.json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "tracks.json").read_text())
+    assert len(doc["tracks"]) == 1, [t["rate_arcsec_per_hour"] for t in doc["tracks"]]
+    assert doc["tracks"][0]["rate_arcsec_per_hour"] == pytest.approx(9.3, abs=0.4)
+    assert doc["run"]["template"]["files"] == [f.name for f in frames[:8]]
