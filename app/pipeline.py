@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from detectors import io, report
 from detectors.config import SearchConfig, default
-from detectors.cutouts import review_pictures, track_pictures
 from detectors.errors import InputError
 from detectors.search import detailed_detect, fast_detect, run_info
 
@@ -30,6 +28,7 @@ from .db import crud
 from .db.base import session_factory
 from .db.models import ACTIVE_STATES
 from .disk import check_disk
+from .pictures import write_pictures
 from .results import ReportError, ReportInfo, ades_text, identify, mpc_text
 from .sources import FetchRequest, get_source
 from .status import StatusBoard
@@ -364,7 +363,7 @@ def detailed(ctx: Context, job_id: str) -> None:
         run["timings_s"]["identify"] = round(known.seconds, 4)
         run.update(known.run)
         # Pictures live with the results: they outlive the frames and work arrays.
-        run["timings_s"]["pictures"] = _write_pictures(
+        run["timings_s"]["pictures"] = write_pictures(
             _paths(ctx, job_id)["images"], tracks, fast_result.differences, [f.mjd for f in frames]
         )
         results = _paths(ctx, job_id)["results"]
@@ -393,19 +392,6 @@ def detailed(ctx: Context, job_id: str) -> None:
             run=contract["run"],
         )
         ctx.board.set(job_id, state="done", percent=100.0, message="")
-
-
-def _write_pictures(folder: Path, tracks, diffs, mjd: list[float]) -> float:
-    """Write every track's blink strip and review stamps, the overview and the stamps'
-    layout (``review.json``, read by the review page); returns the seconds it took."""
-    started = time.perf_counter()
-    stamps, layout = review_pictures(tracks, diffs, mjd)
-    pictures = {**track_pictures(tracks, diffs, mjd), **stamps}
-    # Two at a time: PNG compression releases the GIL.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda item: io.write_png(folder / item[0], item[1]), pictures.items()))
-    io.write_json(folder / "review.json", layout)
-    return round(time.perf_counter() - started, 3)
 
 
 def fail(ctx: Context, job_id: str, message: str) -> None:

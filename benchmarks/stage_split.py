@@ -3,18 +3,22 @@
 Starts ``astrohunter api`` and one worker per stage (``download``, ``data``,
 ``fast_detect``, ``detailed_detect``, one process and one thread each)
 against the RabbitMQ and Redis on 127.0.0.1 (a private vhost when
-``rabbitmqctl`` is available), submits one simulated search with the faint
+``rabbitmqctl`` is available), submits simulated searches with the faint
 search on (``--radius 20.5`` gives the simulator's largest field, 2048^2 x 8
-frames), and prints, when it is done: the seconds of each service stage from
+frames) one after the other (``--jobs``, different seeds), and prints for
+each, when it is done: the seconds of each service stage from
 ``GET /status`` and the detailed detector's share of the compute time
 (``fast_detect + detailed_detect``, and of all four stages), the engine's
 seconds and device per stage from the ``run`` block, and the size of the
-work file next to the frames'.
+work file next to the frames'. The first job meets fresh workers (imports,
+compiled kernels loaded from numba's cache on first call); later ones meet
+them warm, as a long-running deployment does.
 
 Run from the repository root with the venv active::
 
     python benchmarks/stage_split.py            # 2048^2, faint search on
     python benchmarks/stage_split.py --radius 5 --no-faint
+    python benchmarks/stage_split.py --jobs 3   # fresh workers, then warm
 
 A measurement, not a test: it exits 1 only when the job does not finish.
 """
@@ -79,7 +83,8 @@ def _wait(url: str, job_id: str, timeout: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--radius", type=float, default=20.5, help="arcmin (20.5: 2048^2)")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1, help="first job's seed (then +1, ...)")
+    parser.add_argument("--jobs", type=int, default=1, help="searches, one after the other")
     parser.add_argument("--no-faint", action="store_true", help="faint search off")
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--keep", action="store_true", help="keep the work folder and logs")
@@ -125,18 +130,22 @@ def main(argv: list[str] | None = None) -> int:
                     break
             except httpx.HTTPError:
                 time.sleep(0.25)
-        body = {
-            "ra": 150.0, "dec": 2.0, "radius_arcmin": args.radius, "seed": args.seed,
-            "source": "simulated", "faint": not args.no_faint,
-        }  # fmt: skip
-        job_id = httpx.post(f"{url}/search", json=body, timeout=30).raise_for_status().json()
-        job_id = job_id["job_id"]
-        status = _wait(url, job_id, args.timeout)
-        print(f"job {job_id}: {status['state']} {status.get('error') or ''}")
-        if status["state"] != "done":
-            return 1
-        run = httpx.get(f"{url}/jobs/{job_id}/tracks", timeout=30).json()["run"]
-        _report(status, run, workdir / "data", job_id)
+        for k in range(args.jobs):
+            body = {
+                "ra": 150.0, "dec": 2.0, "radius_arcmin": args.radius, "seed": args.seed + k,
+                "source": "simulated", "faint": not args.no_faint,
+            }  # fmt: skip
+            job_id = httpx.post(f"{url}/search", json=body, timeout=30).raise_for_status().json()
+            job_id = job_id["job_id"]
+            status = _wait(url, job_id, args.timeout)
+            workers = "fresh workers" if k == 0 else "warm workers"
+            print(
+                f"job {k + 1} ({workers}) {job_id}: {status['state']} {status.get('error') or ''}"
+            )
+            if status["state"] != "done":
+                return 1
+            run = httpx.get(f"{url}/jobs/{job_id}/tracks", timeout=30).json()["run"]
+            _report(status, run, workdir / "data", job_id)
         return 0
     finally:
         _stop(procs)

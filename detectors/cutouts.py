@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,9 +31,11 @@ __all__ = [
     "FIELD_SIZE",
     "LABEL_HEIGHT",
     "SHEET_HEIGHT",
+    "StripLabel",
     "field_overlay",
     "review_pictures",
     "review_sprite",
+    "sprite_strip",
     "track_pictures",
     "track_strip",
 ]
@@ -45,6 +48,9 @@ _NAN_RGB = (20, 30, 110)  # no data: a colour no grey level can be mistaken for
 _BAND_RGB = (24, 24, 24)
 _SEPARATOR_RGB = (120, 120, 120)
 _TEXT_RGB = (235, 235, 235)
+#: Pixels a stretch's levels are taken from, at most: on a 2048^2 field, levels from
+#: 10^5 of its pixels move no pixel of its pictures by more than one grey level.
+_LEVEL_SAMPLE = 100_000
 _MEASURED_RGB = (60, 230, 60)
 _PREDICTED_RGB = (255, 150, 30)
 _TEMPLATE_RGB = (90, 200, 255)
@@ -88,8 +94,8 @@ def _levels(
     v = values[np.isfinite(values)]
     if v.size == 0:
         return 0.0, 1.0, 1.0
-    if v.size > 1_000_000:  # levels do not need every pixel of a big image
-        v = v[:: v.size // 1_000_000]
+    if v.size > _LEVEL_SAMPLE:  # levels do not need every pixel of a big image
+        v = v[:: v.size // _LEVEL_SAMPLE]
     sky = float(np.median(v))
     sigma = 1.4826 * float(np.median(np.abs(v - sky)))
     if not sigma > 0:
@@ -173,6 +179,48 @@ def _captions(
     return [""] * len(options)
 
 
+@dataclass(frozen=True)
+class StripLabel:
+    """The text band of a blink strip: a title line, and each frame's SNR (None where
+    the track was not measured there)."""
+
+    title: str
+    snr: Sequence[float | None]
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        name: str,
+        rate: float,
+        pa: float,
+        stacked_snr: float,
+        origin: str,
+        snr: Sequence[float | None],
+    ) -> StripLabel:
+        """The label of a track, from a `Track` or from its record in the results contract."""
+        measured = sum(v is not None for v in snr)
+        title = (
+            f'{name}   {rate:.1f}"/h   PA {pa:.0f}   SNR {stacked_snr:.1f}   '
+            f"{measured}/{len(snr)} frames   {origin}"
+        )
+        return cls(title=title, snr=list(snr))
+
+
+def _label(track: Track, n: int) -> StripLabel:
+    snr: list[float | None] = [None] * n
+    for i, v in zip(np.asarray(track.frames).tolist(), np.asarray(track.snr), strict=True):
+        snr[i] = float(v)
+    return StripLabel.of(
+        name=track.id or "track",
+        rate=track.rate_arcsec_per_hour,
+        pa=track.position_angle_deg,
+        stacked_snr=track.stacked_snr,
+        origin=track.origin,
+        snr=snr,
+    )
+
+
 def track_strip(
     track: Track,
     diffs: Differences,
@@ -189,6 +237,8 @@ def track_strip(
     residual, a cosmic ray, or a chance line of noise peaks look different.
     Every frame of the sequence gets a panel, including those where the
     track was not measured, so missing detections can be judged too.
+    The strip is cut from the track's `review_sprite` (`sprite_strip`):
+    the review page's stamps and the strip are the same pixels.
 
     Parameters
     ----------
@@ -213,12 +263,12 @@ def track_strip(
     Returns
     -------
     ndarray, shape (size * scale [+ LABEL_HEIGHT], (N + 1) * size * scale + 2 N, 3), uint8
-        Panels left to right, separated by 2-px grey lines. The template
-        panel has its own stretch; the difference panels share one, so
-        brightness compares from frame to frame. Ticks mark the object:
-        green where measured, orange where predicted only, blue on the
-        template (its position at mid-sequence). NaN (no data, off the
-        image) is dark blue.
+        Panels left to right, separated by 2-px grey lines: the template,
+        stretched with the frames as on the review page, then the
+        difference stamps, sharing one stretch so that brightness compares
+        from frame to frame. Ticks mark the object: green where measured,
+        orange where predicted only, blue on the template (its position at
+        mid-sequence). NaN (no data, off the image) is dark blue.
 
     Raises
     ------
@@ -226,12 +276,22 @@ def track_strip(
         If ``size`` or ``scale`` is unusable, ``mjd`` does not match the
         difference images, or the track has no measured frame in them.
     """
+    _check_strip(size, scale)
+    mjd = _checked(track, diffs, mjd)
+    stamp = max(size, _SPRITE_STAMP)
+    sprite, placed = _review_sprite(
+        track, diffs, mjd, stamp=stamp, margin=_SPRITE_MARGIN, max_box=max(stamp, _SPRITE_BOX)
+    )
+    return sprite_strip(
+        sprite, placed, mjd, _label(track, mjd.size) if label else None, size=size, scale=scale
+    )
+
+
+def _check_strip(size: int, scale: int) -> None:
     if size < 3 or size % 2 == 0:
         raise ValueError(f"size must be an odd number >= 3 so the object is centred, got {size}")
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
-    mjd = _checked(track, diffs, mjd)
-    return _track_strip(track, diffs, mjd, size=size, scale=scale, label=label)
 
 
 def _checked(track: Track, diffs: Differences, mjd: np.ndarray) -> np.ndarray:
@@ -257,63 +317,115 @@ def _checked(track: Track, diffs: Differences, mjd: np.ndarray) -> np.ndarray:
     return mjd
 
 
-def _track_strip(
-    track: Track, diffs: Differences, mjd: np.ndarray, *, size: int, scale: int, label: bool
+def sprite_strip(
+    sprite: np.ndarray,
+    placed: dict[str, Any],
+    mjd: np.ndarray,
+    label: StripLabel | None,
+    *,
+    size: int = 41,
+    scale: int = 4,
 ) -> np.ndarray:
-    n = mjd.size
-    measured = np.zeros(n, dtype=bool)
-    measured[track.frames] = True
-    xs, ys = _positions(track, mjd)
-    xs[track.frames], ys[track.frames] = track.x, track.y
-    xmid, ymid = _positions(track, np.array([0.5 * (mjd.min() + mjd.max())]))
+    """A track's blink strip (`track_strip`) cut from its review sprite.
 
-    stamps = np.stack([_stamp(diffs.diff[i], xs[i], ys[i], size) for i in range(n)])
-    stamps = _stretch(stamps, *_levels(stamps, lo_sigma=2.0, hi_percentile=99.7))
-    template = _stamp(diffs.template, xmid[0], ymid[0], size)
-    template = _stretch(template, *_levels(template, lo_sigma=1.5, hi_percentile=99.5))
+    The review sheets are drawn once, when a search finishes; a strip is a
+    view of the same stamps, enlarged and labelled for a picture viewer, so
+    it is made when someone asks for it, from the sheet alone.
 
+    Parameters
+    ----------
+    sprite : ndarray, shape (h, w, 3), uint8
+        The track's `review_sprite` (cut from its sheet).
+    placed : dict
+        The sprite's layout, as `review_sprite` returns it.
+    mjd : ndarray, shape (N,)
+        UTC MJD of each frame.
+    label : StripLabel or None
+        The text band; None for a strip without one.
+    size, scale : int, keyword-only
+        As in `track_strip`; ``size`` at most the sprite's stamp side.
+
+    Returns
+    -------
+    ndarray, uint8
+        As `track_strip`.
+    """
+    _check_strip(size, scale)
+    diff, sky = placed["diff"], placed["sky"]
+    xy = np.asarray(placed["xy"], dtype=float)
+    mjd = np.asarray(mjd, dtype=float)
+    n = len(xy)
+    if mjd.shape != (n,):
+        raise ValueError(f"mjd has shape {mjd.shape} but the sprite has {n} frames")
+    if size > diff["size"]:
+        raise ValueError(f"size {size} is larger than the sprite's stamps ({diff['size']} px)")
+    if label is not None and len(label.snr) != n:
+        raise ValueError(f"the label has {len(label.snr)} frames, the sprite {n}")
+    cut = (diff["size"] - size) // 2
+    panels = [
+        sprite[
+            diff["top"] + cut : diff["top"] + cut + size,
+            i * diff["size"] + cut : i * diff["size"] + cut + size,
+        ]
+        for i in range(n)
+    ]
+    # The template panel: the sky row's first box, around the mid-sequence position.
+    order = np.argsort(mjd)
+    mid = 0.5 * (mjd.min() + mjd.max())
+    mx, my = (float(np.interp(mid, mjd[order], xy[order, k])) for k in (0, 1))
+    box = sprite[sky["top"] : sky["top"] + sky["size"], : sky["size"]]
+    half = size // 2
+    template = _crop(box, round(mx) - half, round(my) - half, size)
+    measured = np.asarray(placed["measured"], dtype=bool)
+    marks = [(mx - round(mx), my - round(my), _TEMPLATE_RGB)] + [
+        (x - round(x), y - round(y), _MEASURED_RGB if measured[i] else _PREDICTED_RGB)
+        for i, (x, y) in enumerate(xy)
+    ]
     panel = size * scale
-    top = LABEL_HEIGHT if label else 0
+    top = LABEL_HEIGHT if label is not None else 0
     strip = np.empty((top + panel, (n + 1) * panel + n * _SEPARATOR, 3), dtype=np.uint8)
     strip[:] = _SEPARATOR_RGB
     strip[:top] = _BAND_RGB
     lefts = [k * (panel + _SEPARATOR) for k in range(n + 1)]
-    for left, grey in zip(lefts, [template, *stamps], strict=True):
-        big = np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
-        strip[top:, left : left + panel] = _to_rgb(big)
+    for left, rgb in zip(lefts, [template, *panels], strict=True):
+        strip[top:, left : left + panel] = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
 
     image = Image.fromarray(strip)
     draw = ImageDraw.Draw(image)
-    fwhm = diffs.fwhm
-    gap = min(max(3.0, 1.5 * fwhm), 0.45 * (size // 2)) * scale
-    half = size // 2
-    marks = [(xmid[0], ymid[0], _TEMPLATE_RGB)] + [
-        (xs[i], ys[i], _MEASURED_RGB if measured[i] else _PREDICTED_RGB) for i in range(n)
-    ]
-    for left, (x, y, colour) in zip(lefts, marks, strict=True):
-        if np.isfinite(x) and np.isfinite(y):  # the object's pixel is the stamp's centre
-            cx = left + (half + x - round(x) + 0.5) * scale - 0.5
-            cy = top + (half + y - round(y) + 0.5) * scale - 0.5
-            _ticks(draw, cx, cy, gap, colour)
-
-    if label:
-        name = track.id or "track"
-        title = (
-            f'{name}   {track.rate_arcsec_per_hour:.1f}"/h   PA {track.position_angle_deg:.0f}'
-            f"   SNR {track.stacked_snr:.1f}   {int(measured.sum())}/{n} frames   {track.origin}"
+    gap = min(max(3.0, 1.5 * placed["fwhm"]), 0.45 * half) * scale
+    for left, (fx, fy, colour) in zip(lefts, marks, strict=True):
+        # The object's pixel is the stamp's centre; the tick centre is its sub-pixel place.
+        _ticks(
+            draw,
+            left + (half + fx + 0.5) * scale - 0.5,
+            top + (half + fy + 0.5) * scale - 0.5,
+            gap,
+            colour,
         )
-        _text(draw, (4, 2), title, _TEXT_RGB)
-        snr = dict(zip(np.asarray(track.frames).tolist(), np.asarray(track.snr), strict=True))
+    if label is not None:
+        _text(draw, (4, 2), label.title, _TEXT_RGB)
         options = [("template", "tmpl", "T")]
-        for i in range(n):
+        for i, snr in enumerate(label.snr):
             minutes = (mjd[i] - mjd.min()) * 1440.0
-            what = f"SNR {snr[i]:.0f}" if measured[i] else "predicted"
+            what = "predicted" if snr is None else f"SNR {snr:.0f}"
             options.append((f"{i}  {minutes:+.0f} min  {what}", f"{i} {minutes:+.0f}m", str(i)))
         for left, text, (_, _, colour) in zip(
             lefts, _captions(draw, options, panel - 4), marks, strict=True
         ):
             _text(draw, (left + 3, 19), text, colour)
     return np.asarray(image)
+
+
+def _crop(rgb: np.ndarray, x0: int, y0: int, size: int) -> np.ndarray:
+    """``size`` x ``size`` of an RGB picture from pixel (x0, y0), no-data colour off its edge."""
+    out = np.empty((size, size, 3), dtype=np.uint8)
+    out[:] = _NAN_RGB
+    h, w = rgb.shape[:2]
+    xa, xb = max(x0, 0), min(x0 + size, w)
+    ya, yb = max(y0, 0), min(y0 + size, h)
+    if xa < xb and ya < yb:
+        out[ya - y0 : yb - y0, xa - x0 : xb - x0] = rgb[ya:yb, xa:xb]
+    return out
 
 
 def _sky(template: Array, max_size: int) -> tuple[np.ndarray, float]:
@@ -411,6 +523,8 @@ SHEET_HEIGHT = 4096
 #: Grey levels of a review sprite: 255, so that with the no-data colour it fits
 #: a 256-colour palette (`detectors.io.write_png` then writes a third of the bytes).
 _SPRITE_LEVELS = 254.0 / 255.0
+#: A review sprite's difference stamp side, sky margin and largest sky box (pixels).
+_SPRITE_STAMP, _SPRITE_MARGIN, _SPRITE_BOX = 63, 20, 255
 
 
 def review_sprite(
@@ -418,9 +532,9 @@ def review_sprite(
     diffs: Differences,
     mjd: np.ndarray,
     *,
-    stamp: int = 63,
-    margin: int = 20,
-    max_box: int = 255,
+    stamp: int = _SPRITE_STAMP,
+    margin: int = _SPRITE_MARGIN,
+    max_box: int = _SPRITE_BOX,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Every stamp a reviewer needs of one track, in one picture, and where each one is.
 
@@ -463,7 +577,8 @@ def review_sprite(
         and ``x0``, ``y0``: the box's first pixel on the reference grid),
         ``xy`` (the object's position in the sky box per frame, box pixels),
         ``measured`` (per frame), ``path`` (first and last measured
-        positions on the reference grid), ``width``, ``height``.
+        positions on the reference grid), ``fwhm`` (of the differences,
+        pixels: `sprite_strip` spaces its ticks by it), ``width``, ``height``.
 
     Raises
     ------
@@ -520,6 +635,7 @@ def _review_sprite(
             [round(float(x - x0), 2), round(float(y - y0), 2)] for x, y in zip(xs, ys, strict=True)
         ],
         "measured": measured.tolist(),
+        "fwhm": round(float(diffs.fwhm), 2),
         "path": [
             [round(float(track.x[first]), 2), round(float(track.y[first]), 2)],
             [round(float(track.x[last]), 2), round(float(track.y[last]), 2)],

@@ -14,9 +14,11 @@ from detectors import cutouts
 from detectors.config import SearchConfig
 from detectors.cutouts import (
     LABEL_HEIGHT,
+    StripLabel,
     field_overlay,
     review_pictures,
     review_sprite,
+    sprite_strip,
     track_strip,
 )
 from detectors.io import write_png
@@ -221,6 +223,41 @@ def test_review_pictures_stack_the_sprites_on_sheets(search, monkeypatch):
             sheet[spot["top"] : spot["top"] + sprite.shape[0], : sprite.shape[1]], sprite
         )
         assert {k: v for k, v in spot.items() if k not in ("file", "top")} == placed
+
+
+def test_a_strip_cut_from_a_written_sheet_is_the_tracks_strip(search, tmp_path):
+    """What the API serves (a strip cut from the PNG sheet, labelled from the contract's
+    record) is pixel for pixel what ``detect --cutouts`` draws from the differences."""
+    from PIL import Image
+
+    track, mjd = search.tracks[0], _mjd(search)
+    pictures, layout = review_pictures([track], search.differences, mjd)
+    spot = layout["tracks"][track.id]
+    with Image.open(write_png(tmp_path / spot["file"], pictures[spot["file"]])) as image:
+        sheet = np.asarray(image.convert("RGB"))
+    sprite = sheet[spot["top"] : spot["top"] + spot["height"], : spot["width"]]
+    snr = [None] * len(mjd)
+    for i, v in zip(track.frames, track.snr, strict=True):
+        snr[i] = float(v)
+    label = StripLabel.of(
+        name=track.id,
+        rate=track.rate_arcsec_per_hour,
+        pa=track.position_angle_deg,
+        stacked_snr=track.stacked_snr,
+        origin=track.origin,
+        snr=snr,
+    )
+    np.testing.assert_array_equal(
+        sprite_strip(sprite, spot, mjd, label), track_strip(track, search.differences, mjd)
+    )
+    np.testing.assert_array_equal(
+        sprite_strip(sprite, spot, mjd, None, size=11, scale=2),
+        track_strip(track, search.differences, mjd, size=11, scale=2, label=False),
+    )
+    with pytest.raises(ValueError, match="larger than the sprite"):
+        sprite_strip(sprite, spot, mjd, None, size=spot["diff"]["size"] + 2)
+    with pytest.raises(ValueError, match="frames"):
+        sprite_strip(sprite, spot, mjd, StripLabel(title="x", snr=[None]))
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from detectors.report_select import SELECTORS, report_names
 
 from ...db import crud
 from ...db.models import ACTIVE_STATES, STATES, Job
+from ...pictures import picture_names, strip_png
 from ...schemas import JobList, JobPublic, ReviewUpdate
 from ...status import StatusBoard
 from ..deps import BoardDep, JobIdDep, SessionDep, SettingsDep, require_api_key
@@ -202,8 +203,7 @@ def job_images(job_id: JobIdDep, session: SessionDep, settings: SettingsDep):
     """Names of a finished job's pictures: ``overview.png``, a blink strip per track, and the
     review page's ``field.png`` and ``stamps-<k>.png``."""
     _finished(session, job_id, "images")
-    folder = settings.job_dir(job_id) / "results" / "images"
-    return sorted(p.name for p in folder.glob("*.png")) if folder.is_dir() else []
+    return picture_names(settings.job_dir(job_id) / "results" / "images")
 
 
 @router.get(
@@ -212,13 +212,21 @@ def job_images(job_id: JobIdDep, session: SessionDep, settings: SettingsDep):
     responses={200: {"content": {"image/png": {}}}},
 )
 def job_image(job_id: JobIdDep, name: str, session: SessionDep, settings: SettingsDep):
-    """One picture of a finished job (names from ``GET /jobs/{id}/images``)."""
+    """One picture of a finished job (names from ``GET /jobs/{id}/images``); a track's
+    blink strip is cut from the review sheets the first time it is asked for."""
     _finished(session, job_id, "images")
     if not _IMAGE_NAME.fullmatch(name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such image")
-    path = settings.job_dir(job_id) / "results" / "images" / name
+    folder = settings.job_dir(job_id) / "results" / "images"
+    path = folder / name
     if not path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no image {name}")
+        track = next(
+            (t for t in crud.tracks_of(session=session, job_id=job_id) if f"{t['id']}.png" == name),
+            None,
+        )
+        made = None if track is None else strip_png(folder, track)
+        if made is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no image {name}")
     return FileResponse(path, media_type="image/png", headers=_IMMUTABLE)
 
 
