@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import chdtrc
 
 from .backend import Array
 from .faint import FaintSeeds, FaintSettings, kept_maps, scan_faint
@@ -61,10 +62,8 @@ def _refine(
     ``binning`` is the size of the seed's pixel; ``threshold`` the level the
     refined stacked SNR must keep.
     """
-    # Imported here: scipy.optimize and scipy.stats take 0.6 s to import, and
-    # a per-frame search (--no-faint) never gets here.
+    # Imported here: a per-frame search (--no-faint) never gets here.
     from scipy.optimize import minimize
-    from scipy.stats import chi2 as chi2_dist
 
     scale = np.array([0.5 * binning, 0.5 * binning, step / 2, step / 2])
 
@@ -91,7 +90,7 @@ def _refine(
     # a galaxy or a star's wing comes and goes with the seeing.
     flux = float(np.sum(psi[has]) / np.sum(phi[has]))
     chi2 = float(np.sum((psi[has] - phi[has] * flux) ** 2 / phi[has]))
-    consistent = chi2_dist.sf(chi2, has.sum() - 1) >= cfg.min_flux_consistency
+    consistent = chdtrc(has.sum() - 1, chi2) >= cfg.min_flux_consistency  # chi2 survival
     speed = math.hypot(params[2], params[3])
     if (
         share > cfg.max_frame_share

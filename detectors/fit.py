@@ -11,7 +11,6 @@ cosmic ray plus noise) means rejected. Duplicates of one object are merged.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +18,7 @@ from astropy.wcs import WCS
 
 from .backend import to_numpy
 from .stack import sample_stack
+from .stats import stack_median
 from .tracks import CENTROID_FLOOR_PX, build_track, model_positions
 from .types import Candidates, Differences, Track
 
@@ -175,9 +175,7 @@ def _measure(track_xy: np.ndarray, diffs: Differences) -> _Measurement:
         far = np.hypot(*(track_xy - track_xy[k]).T) > 2 * fwhm
         stamp = cube[k]
         if far.sum() >= 2:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-                stamp = stamp - np.nanmedian(cube[far], axis=0)
+            stamp = stamp - stack_median(cube[far])[0]
         fit = _psf_fit(stamp, track_xy[k, 0] - xi, track_xy[k, 1] - yi, float(diffs.psf_sigma[k]))
         if fit is None:
             continue
