@@ -38,11 +38,18 @@ def write_pictures(
     """Write the overview, the review page's field and stamp sheets and their layout
     (`LAYOUT`); returns the seconds it took."""
     started = time.perf_counter()
-    pictures, layout = review_pictures(tracks, diffs, mjd)
-    pictures["overview.png"] = field_overlay(diffs.template, tracks)
-    # Two at a time: PNG compression releases the GIL.
+    # PNG compression releases the GIL: the overview is written while the stamps are cut,
+    # and the sheets two at a time.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda item: io.write_png(folder / item[0], item[1]), pictures.items()))
+        written = [
+            pool.submit(
+                io.write_png, folder / "overview.png", field_overlay(diffs.template, tracks)
+            )
+        ]
+        pictures, layout = review_pictures(tracks, diffs, mjd)
+        written += [pool.submit(io.write_png, folder / name, rgb) for name, rgb in pictures.items()]
+        for done in written:
+            done.result()
     io.write_json(folder / LAYOUT, layout)
     return round(time.perf_counter() - started, 3)
 
