@@ -25,6 +25,7 @@ from scipy.spatial import cKDTree
 
 from .backend import Ticker, get_xp, map_frames, to_numpy
 from .fit import motion_fit
+from .kernels import sum_circle, winpos
 from .stats import mad_std
 from .tracks import CENTROID_FLOOR_PX, model_positions
 from .types import FWHM_PER_SIGMA, Differences, Mover
@@ -144,8 +145,9 @@ def find_slow_movers(
         # dither; a centroid they touch would drift like a mover, so flag it.
         masked = ~np.isfinite(diff)
         noise = mad_std(diff[::2, ::2])
-        xw, yw, flag = sep.winpos(image, x0, y0, np.full(m, sigma))
-        f, fe, fflag = sep.sum_circle(image, xw, yw, radius, err=noise, mask=masked)
+        # sep's centroid and aperture sum, compiled: without the GIL, frames in threads.
+        xw, yw, flag = winpos(image, x0, y0, np.full(m, sigma))
+        f, fe, fflag = sum_circle(image, xw, yw, radius, err=noise, mask=masked)
         good = (flag == 0) & (fflag == 0) & (np.hypot(xw - x0, yw - y0) < fwhm)
         xs[i, good], ys[i, good] = xw[good], yw[good]
         flux[i, good], ferr[i, good] = f[good], fe[good]
