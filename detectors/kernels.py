@@ -409,8 +409,7 @@ def _overlap(dx, dy, r2, subpix):  # pragma: no cover - compiled
         dx1 = dx
         dy2 = dy * dy
         for _ in range(subpix):
-            if dx1 * dx1 + dy2 < r2:
-                area += scale2
+            area += scale2 if dx1 * dx1 + dy2 < r2 else 0.0  # + 0.0 is exact: no branch
             dx1 += scale
         dy += scale
     return area
