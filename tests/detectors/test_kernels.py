@@ -66,6 +66,17 @@ def _cells_reference(image, box):
     return med, sig
 
 
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 9, 1023, 1024])
+def test_radix_median_is_numpys_median(k):
+    rng = np.random.default_rng(k)
+    keys = np.empty(k, dtype=np.uint32)
+    for scale in (1e-3, 1.0, 1e4):
+        values = (rng.normal(size=k) * scale).astype(np.float32)
+        for v in (values, np.round(values), np.abs(values)):  # signs, ties, all positive
+            v = v.astype(np.float32)
+            assert kernels._median(v, keys) == np.median(v)
+
+
 def test_cell_statistics_match_the_clipped_median_cell_by_cell():
     image = (RNG.normal(size=(300, 270)) * 3 + 100).astype(np.float32)
     image = add_gaussians(image, np.array([40.0, 200.0]), np.array([50.0, 150.0]), [5e4] * 2, 1.5)
