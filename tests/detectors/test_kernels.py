@@ -77,6 +77,18 @@ def test_radix_median_is_numpys_median(k):
             assert kernels._median(v, keys) == np.median(v)
 
 
+@pytest.mark.parametrize("box", [np.s_[:, :], np.s_[::2, ::2], np.s_[:7, 15:29]])
+def test_median_deviation_is_numpys_on_the_finite_values(box):
+    image = RNG.normal(size=(300, 270)).astype(np.float32)
+    image[:, :20] = np.nan
+    image[4, 5], image[6, 7] = np.inf, -np.inf
+    v = image[box][np.isfinite(image[box])]
+    expected = np.median(np.abs(v - np.median(v)))
+    got = kernels.median_deviation(image[box])
+    assert got == expected and got.dtype == np.float32
+    assert np.isnan(kernels.median_deviation(np.full((3, 4), np.nan, dtype=np.float32)))
+
+
 def test_cell_statistics_match_the_clipped_median_cell_by_cell():
     image = (RNG.normal(size=(300, 270)) * 3 + 100).astype(np.float32)
     image = add_gaussians(image, np.array([40.0, 200.0]), np.array([50.0, 150.0]), [5e4] * 2, 1.5)
