@@ -556,7 +556,8 @@ def sum_circle(
     """``sep.sum_circle(image, x, y, r, err=err, mask=mask)``: sums, errors and sep's flags.
 
     5 x 5 sub-pixels on the aperture's edge, as sep's default; masked
-    pixels are replaced by the mean of the others. Without the GIL (see `winpos`).
+    pixels are never read (they may be NaN) and count as the mean of the
+    others. Without the GIL (see `winpos`).
     """
     image = np.ascontiguousarray(image, dtype=np.float32)
     mask = np.ascontiguousarray(mask, dtype=np.bool_)
