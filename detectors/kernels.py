@@ -28,6 +28,7 @@ __all__ = [
     "inverse_variance",
     "median_deviation",
     "paste_tiles",
+    "stack_mean",
     "stack_median",
     "sum_circle",
     "winpos",
@@ -131,6 +132,38 @@ def stack_median(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     kernel = _median_rows_ranked if n <= _RANKED_MAX else _median_rows_sorted
     _bands(lambda y0, y1: kernel(stack, med, count, y0, y1), h, stack.size)
     return med, count
+
+
+@numba.njit(cache=True, nogil=True)
+def _mean_rows(stack, mean, y0, y1):  # pragma: no cover - compiled
+    """``np.nanmean`` over axis 0: float32 sums frame by frame, divided in float64, as NumPy."""
+    n, _, w = stack.shape
+    total = np.empty(w, dtype=np.float32)
+    count = np.empty(w, dtype=np.int64)
+    for y in range(y0, y1):
+        total[:] = 0.0
+        count[:] = 0
+        for i in range(n):
+            for x in range(w):
+                v = stack[i, y, x]
+                if v == v:
+                    total[x] += v
+                    count[x] += 1
+        for x in range(w):
+            mean[y, x] = np.float64(total[x]) / count[x] if count[x] else np.nan
+
+
+def stack_mean(stack: np.ndarray) -> np.ndarray:
+    """``np.nanmean(stack, axis=0)`` of an (N, H, W) float32 stack, the same values.
+
+    NumPy replaces NaN by zero in a copy of the stack, then sums and counts
+    it; here each row is summed in one pass, on every core.
+    """
+    stack = np.ascontiguousarray(stack, dtype=np.float32)
+    _, h, w = stack.shape
+    mean = np.empty((h, w), dtype=np.float32)
+    _bands(lambda y0, y1: _mean_rows(stack, mean, y0, y1), h, stack.size)
+    return mean
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

@@ -17,7 +17,6 @@ mover can be (`MAX_ELONGATION`).
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import sep
@@ -26,7 +25,7 @@ from scipy.spatial import cKDTree
 from .backend import Ticker, get_xp, map_frames, to_numpy
 from .fit import motion_fit
 from .kernels import sum_circle, winpos
-from .stats import mad_std
+from .stats import mad_std, stack_mean
 from .tracks import CENTROID_FLOOR_PX, model_positions
 from .types import FWHM_PER_SIGMA, Differences, Mover
 
@@ -89,10 +88,7 @@ def _sky_sources(diffs: Differences, fwhm: float) -> tuple[np.ndarray, np.ndarra
     found in both are kept once, and a blend on the static sky not at all
     (its smeared image in the mean is the same blend).
     """
-    xp = get_xp(diffs.diff)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # pixels no frame covers
-        mean = to_numpy(diffs.template + xp.nanmean(diffs.diff, axis=0))
+    mean = to_numpy(diffs.template + stack_mean(diffs.diff))
     tx, ty, pointlike = _isolated_sources(to_numpy(diffs.template), fwhm)
     mx, my, _ = _isolated_sources(mean, fwhm)
     if tx.size and mx.size:

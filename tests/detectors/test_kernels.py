@@ -34,6 +34,18 @@ def test_stack_median_matches_nanmedian(n):
     assert med.dtype == np.float32 and np.isnan(med[5, 7]) and med[6, 8] == 2.5
 
 
+@pytest.mark.parametrize("shape", [(3, 37, 53), (10, 700, 800)])  # one band, and threads
+def test_stack_mean_is_numpys_nanmean(shape):
+    stack = (RNG.normal(size=shape) * 30).astype(np.float32)
+    stack[RNG.random(stack.shape) < 0.2] = np.nan
+    stack[:, 5, 7] = np.nan  # no data at all
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmean(stack, axis=0)
+    got = kernels.stack_mean(stack)
+    assert got.dtype == np.float32 and np.isnan(got[5, 7])
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_stack_median_in_bands_equals_one_band():
     stack = RNG.normal(size=(10, 700, 800)).astype(np.float32)  # above the threads' threshold
     stack[2, :300] = np.nan
