@@ -343,13 +343,16 @@ def inverse_variance(
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
 def _bilinear_rows(coarse, lo_y, hi_y, f_y, lo_x, hi_x, f_x, out):  # pragma: no cover
+    """Each cell row blended across once, then every pixel row from two of those."""
+    across = np.empty((coarse.shape[0], out.shape[1]))
+    for r in range(coarse.shape[0]):
+        for x in range(out.shape[1]):
+            u = f_x[x]
+            across[r, x] = coarse[r, lo_x[x]] * (1 - u) + coarse[r, hi_x[x]] * u
     for y in range(out.shape[0]):
         a, b, t = lo_y[y], hi_y[y], f_y[y]
         for x in range(out.shape[1]):
-            u = f_x[x]
-            top = coarse[a, lo_x[x]] * (1 - u) + coarse[a, hi_x[x]] * u
-            bottom = coarse[b, lo_x[x]] * (1 - u) + coarse[b, hi_x[x]] * u
-            out[y, x] = top * (1 - t) + bottom * t
+            out[y, x] = across[a, x] * (1 - t) + across[b, x] * t
 
 
 def bilinear(
