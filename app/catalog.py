@@ -22,7 +22,6 @@ from detectors.observatories import ObservatoryCodes, parse_obscodes
 from detectors.orbits import OrbitCatalog, load_catalog, parse_mpcorb
 
 from .config import Settings
-from .sources.http import Downloader
 
 __all__ = [
     "CatalogFiles",
@@ -137,6 +136,8 @@ def update_catalog(
     SourceUnavailable
         The MPC stayed unreachable through every retry.
     """
+    from .sources.http import Downloader  # the survey sources' client: only downloads need it
+
     folder = settings.catalog_dir
     jobs = (
         (obscodes_url or settings.obscodes_url, folder / OBSCODES_NAME, validate_obscodes),

@@ -7,7 +7,10 @@ than the arithmetic. These numba kernels do the same work in one pass, in
 float32, and release the GIL so that ``backend.map_frames`` threads (or the
 row bands here) keep both cores busy. The callers keep their xp code for
 CuPy, and the tests compare each kernel with it. The resampler is in
-`detectors.spline`.
+`detectors.spline`. Two stand in for sep functions that hold the GIL
+(``winpos`` and ``sum_circle``: the same sums in the same order, so the
+same bits), and the medians are radix selections, which do not mispredict
+a branch per value as comparisons do.
 """
 
 from __future__ import annotations
@@ -20,12 +23,18 @@ import numba
 import numpy as np
 
 __all__ = [
+    "APER_HASMASKED",
+    "APER_TRUNC",
     "bilinear",
     "cell_statistics",
     "gaussian_filter",
     "inverse_variance",
+    "median_deviation",
     "paste_tiles",
+    "stack_mean",
     "stack_median",
+    "sum_circle",
+    "winpos",
 ]
 
 #: Median absolute deviation to sigma for a normal distribution (as ``stats``).
@@ -129,41 +138,114 @@ def stack_median(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, nogil=True)
-def _select(values, k):  # pragma: no cover - compiled
-    """Wirth's selection: ``values[k]`` becomes the k-th smallest, smaller ones before it."""
-    lo, hi = 0, values.size - 1
-    while lo < hi:
-        pivot = values[k]
-        i, j = lo, hi
-        while True:
-            while values[i] < pivot:
-                i += 1
-            while pivot < values[j]:
-                j -= 1
-            if i <= j:
-                values[i], values[j] = values[j], values[i]
-                i += 1
-                j -= 1
-            if i > j:
-                break
-        if j < k:
-            lo = i
-        if k < i:
-            hi = j
-    return values[k]
+def _mean_rows(stack, mean, y0, y1):  # pragma: no cover - compiled
+    """``np.nanmean`` over axis 0: float32 sums frame by frame, divided in float64, as NumPy."""
+    n, _, w = stack.shape
+    total = np.empty(w, dtype=np.float32)
+    count = np.empty(w, dtype=np.int64)
+    for y in range(y0, y1):
+        total[:] = 0.0
+        count[:] = 0
+        for i in range(n):
+            for x in range(w):
+                v = stack[i, y, x]
+                if v == v:
+                    total[x] += v
+                    count[x] += 1
+        for x in range(w):
+            mean[y, x] = np.float64(total[x]) / count[x] if count[x] else np.nan
+
+
+def stack_mean(stack: np.ndarray) -> np.ndarray:
+    """``np.nanmean(stack, axis=0)`` of an (N, H, W) float32 stack, the same values.
+
+    NumPy replaces NaN by zero in a copy of the stack, then sums and counts
+    it; here each row is summed in one pass, on every core.
+    """
+    stack = np.ascontiguousarray(stack, dtype=np.float32)
+    _, h, w = stack.shape
+    mean = np.empty((h, w), dtype=np.float32)
+    _bands(lambda y0, y1: _mean_rows(stack, mean, y0, y1), h, stack.size)
+    return mean
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _order_key(bits):  # pragma: no cover - compiled
+    """A float32's bits as a uint32 that orders as the floats do (negatives flipped whole)."""
+    return bits ^ (np.uint32(0xFFFFFFFF) if bits >> np.uint32(31) else np.uint32(0x80000000))
 
 
 @numba.njit(cache=True, nogil=True)
-def _median_inplace(values):  # pragma: no cover - compiled
-    """Median of a 1-D float32 array, (lower + upper) / 2 as ``stack_median``; reorders it."""
+def _median(values, keys):  # pragma: no cover - compiled
+    """Median of 1-D float32 ``values``, (lower + upper) / 2 as ``stack_median``.
+
+    A radix selection of the lower middle, a byte of its order key at a
+    time (a histogram, then a branch-free compaction into ``keys``, scratch
+    of at least ``values.size``). Selection by comparisons mispredicts a
+    branch on about every other value of noisy data, and was 3x slower.
+    """
     k = values.size
-    lower = _select(values, (k - 1) // 2)
-    upper = lower
-    if k % 2 == 0:  # the upper middle is the smallest of the values after the lower
-        upper = values[k // 2]
-        for i in range(k // 2 + 1, k):
-            upper = min(upper, values[i])
-    return np.float32(0.5) * (lower + upper)
+    bits = values.view(np.uint32)
+    for i in range(k):
+        keys[i] = _order_key(bits[i])
+    rank, n = (k - 1) // 2, k
+    hist = np.empty(256, dtype=np.int64)
+    for shift in (24, 16, 8, 0):
+        hist[:] = 0
+        for i in range(n):
+            hist[(keys[i] >> np.uint32(shift)) & np.uint32(255)] += 1
+        b = 0
+        while rank >= hist[b]:
+            rank -= hist[b]
+            b += 1
+        m = 0
+        for i in range(n):
+            keys[m] = keys[i]
+            m += ((keys[i] >> np.uint32(shift)) & np.uint32(255)) == b
+        n = m
+    key = keys[0]
+    keys[0] = key ^ (np.uint32(0x80000000) if key >> np.uint32(31) else np.uint32(0xFFFFFFFF))
+    lower = keys[:1].view(np.float32)[0]
+    if k % 2:
+        return lower
+    # The upper middle: the lower again if it fills rank k // 2 too, else the next value up.
+    at_most, above = 0, np.float32(np.inf)
+    for i in range(k):
+        v = values[i]
+        at_most += v <= lower
+        above = min(above, v) if v > lower else above
+    return np.float32(0.5) * (lower + (lower if at_most > k // 2 else above))
+
+
+@numba.njit(cache=True, nogil=True)
+def _deviation(image, values, keys):  # pragma: no cover - compiled
+    n = 0
+    for y in range(image.shape[0]):
+        for x in range(image.shape[1]):
+            v = image[y, x]
+            if np.isfinite(v):
+                values[n] = v
+                n += 1
+    if n == 0:
+        return np.float32(np.nan)
+    m = _median(values[:n], keys)
+    for i in range(n):
+        values[i] = abs(values[i] - m)
+    return _median(values[:n], keys)
+
+
+def median_deviation(image: np.ndarray) -> np.float32:
+    """Median absolute deviation of the finite values of a float32 image (NaN if none).
+
+    ``np.median(np.abs(v - np.median(v)))`` of ``v = image[np.isfinite(image)]``,
+    the same value, with both medians by radix selection: 3x faster on a
+    2048^2 image, whose MAD the per-frame path takes a few dozen times.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        image = image.reshape(1, -1)
+    values, keys = np.empty(image.size, dtype=np.float32), np.empty(image.size, dtype=np.uint32)
+    return np.float32(_deviation(image, values, keys))  # numba returns a Python float
 
 
 @numba.njit(cache=True, nogil=True)
@@ -173,6 +255,7 @@ def _cells(image, box, med, sig, keep):  # pragma: no cover - compiled
     half = box // 2
     values = np.empty(half * half, dtype=np.float32)
     dev = np.empty(half * half, dtype=np.float32)
+    keys = np.empty(half * half, dtype=np.uint32)
     for cy in range(ny):
         for cx in range(nx):
             k = 0
@@ -186,10 +269,10 @@ def _cells(image, box, med, sig, keep):  # pragma: no cover - compiled
                 med[cy, cx] = np.nan
                 sig[cy, cx] = np.nan
                 continue
-            m = _median_inplace(values[:k].copy())
+            m = _median(values[:k], keys)
             for i in range(k):
                 dev[i] = abs(values[i] - m)
-            s = np.float32(MAD_TO_SIGMA) * _median_inplace(dev[:k])
+            s = np.float32(MAD_TO_SIGMA) * _median(dev[:k], keys)
             # Clip once at 3 sigma so stars and cosmic rays in a cell do not bias it.
             n = 0
             for i in range(k):
@@ -200,11 +283,11 @@ def _cells(image, box, med, sig, keep):  # pragma: no cover - compiled
                 med[cy, cx] = np.nan
                 sig[cy, cx] = np.nan
                 continue
-            m = _median_inplace(values[:n].copy())
+            m = _median(values[:n], keys)
             for i in range(n):
                 dev[i] = abs(values[i] - m)
             med[cy, cx] = m
-            sig[cy, cx] = np.float32(MAD_TO_SIGMA) * _median_inplace(dev[:n])
+            sig[cy, cx] = np.float32(MAD_TO_SIGMA) * _median(dev[:n], keys)
 
 
 def cell_statistics(image: np.ndarray, box: int) -> tuple[np.ndarray, np.ndarray]:
@@ -263,13 +346,16 @@ def inverse_variance(
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST_MATH)
 def _bilinear_rows(coarse, lo_y, hi_y, f_y, lo_x, hi_x, f_x, out):  # pragma: no cover
+    """Each cell row blended across once, then every pixel row from two of those."""
+    across = np.empty((coarse.shape[0], out.shape[1]))
+    for r in range(coarse.shape[0]):
+        for x in range(out.shape[1]):
+            u = f_x[x]
+            across[r, x] = coarse[r, lo_x[x]] * (1 - u) + coarse[r, hi_x[x]] * u
     for y in range(out.shape[0]):
         a, b, t = lo_y[y], hi_y[y], f_y[y]
         for x in range(out.shape[1]):
-            u = f_x[x]
-            top = coarse[a, lo_x[x]] * (1 - u) + coarse[a, hi_x[x]] * u
-            bottom = coarse[b, lo_x[x]] * (1 - u) + coarse[b, hi_x[x]] * u
-            out[y, x] = top * (1 - t) + bottom * t
+            out[y, x] = across[a, x] * (1 - t) + across[b, x] * t
 
 
 def bilinear(
@@ -368,3 +454,157 @@ def paste_tiles(full: np.ndarray, tiles: np.ndarray, index: np.ndarray, size: in
     """
     index = np.ascontiguousarray(index, dtype=np.int64)
     _paste(full, np.ascontiguousarray(tiles), index[:, 0].copy(), index[:, 1].copy(), size)
+
+
+#: sep's windowed centroid (SExtractor's XWIN/YWIN): window radius in sigma,
+#: most steps, smallest step that continues (px), offset factor (2 for a
+#: Gaussian), sub-pixels per side on the window's edge, smallest sigma.
+_WIN_NSIG, _WIN_STEPS, _WIN_STEPMIN, _WIN_FAC, _WIN_SUBPIX = 4.0, 16, 2e-4, 2.0, 11
+_WIN_MINSIG = 2.0 / 2.35 * 0.5
+#: sep's aperture flags: the box left the image; a masked pixel in the aperture.
+APER_TRUNC, APER_HASMASKED = 0x0010, 0x0020
+#: sep.sum_circle's sub-pixels per side on the aperture's edge.
+_SUM_SUBPIX = 5
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _box(x, y, r, w, h):  # pragma: no cover - compiled
+    """sep's box around a circle: inclusive start, exclusive end, clipped; truncated or not.
+
+    ``int`` truncates towards zero as C's cast does (a start of -0.7 is 0, unflagged).
+    """
+    x0, x1 = int(x - r + 0.5), int(x + r + 1.4999999)
+    y0, y1 = int(y - r + 0.5), int(y + r + 1.4999999)
+    trunc = x0 < 0 or x1 > w or y0 < 0 or y1 > h
+    return max(x0, 0), min(x1, w), max(y0, 0), min(y1, h), trunc
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _overlap(dx, dy, r2, subpix):  # pragma: no cover - compiled
+    """Area of a pixel (offset dx, dy from the centre) inside radius sqrt(r2), by sub-pixels.
+
+    Sums as sep does, step by step, so that the counts agree to the last sub-pixel.
+    """
+    scale = 1.0 / subpix
+    scale2 = scale * scale
+    offset = 0.5 * (scale - 1.0)
+    dx += offset
+    dy += offset
+    area = 0.0
+    for _ in range(subpix):
+        dx1 = dx
+        dy2 = dy * dy
+        for _ in range(subpix):
+            area += scale2 if dx1 * dx1 + dy2 < r2 else 0.0  # + 0.0 is exact: no branch
+            dx1 += scale
+        dy += scale
+    return area
+
+
+@numba.njit(cache=True, nogil=True)
+def _winpos(image, x, y, sig, xout, yout, flag):  # pragma: no cover - compiled
+    h, w = image.shape
+    for k in range(x.size):
+        xc, yc, f = x[k], y[k], 0
+        s = max(sig[k], _WIN_MINSIG)
+        r = _WIN_NSIG * s
+        r2 = r * r
+        r_in2 = max(r - 0.7072, 0.0) ** 2
+        r_out2 = (r + 0.7072) ** 2
+        inv2s2 = 1.0 / (2.0 * s * s)
+        for _ in range(_WIN_STEPS):
+            x0, x1, y0, y1, trunc = _box(xc, yc, r, w, h)
+            if trunc:
+                f |= APER_TRUNC
+            twv = sx = sy = 0.0
+            for iy in range(y0, y1):
+                dy = iy - yc
+                for ix in range(x0, x1):
+                    dx = ix - xc
+                    rpix2 = dx * dx + dy * dy
+                    if rpix2 >= r_out2:
+                        continue
+                    overlap = _overlap(dx, dy, r2, _WIN_SUBPIX) if rpix2 > r_in2 else 1.0
+                    wpix = image[iy, ix] * overlap * np.exp(-rpix2 * inv2s2)
+                    twv += wpix
+                    sx += wpix * dx
+                    sy += wpix * dy
+            if twv <= 0.0:
+                break
+            stepx, stepy = sx / twv * _WIN_FAC, sy / twv * _WIN_FAC
+            xc += stepx
+            yc += stepy
+            if stepx * stepx + stepy * stepy < _WIN_STEPMIN * _WIN_STEPMIN:
+                break
+        xout[k], yout[k], flag[k] = xc, yc, f
+
+
+def winpos(
+    image: np.ndarray, x: np.ndarray, y: np.ndarray, sig: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``sep.winpos(image, x, y, sig)`` (no mask): windowed centroids, and sep's flags.
+
+    The same iteration (a Gaussian window of ``sig``, 4 sigma wide, 11 x 11
+    sub-pixels on its edge, up to 16 steps) without holding the GIL, so
+    frames measured in threads use every core; sep.winpos holds it.
+    """
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    x, y, sig = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (x, y, sig)))
+    xout, yout = np.empty(x.shape), np.empty(x.shape)
+    flag = np.empty(x.shape, dtype=np.int16)
+    _winpos(image, x.ravel(), y.ravel(), sig.ravel(), xout.ravel(), yout.ravel(), flag.ravel())
+    return xout, yout, flag
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_circle(image, mask, x, y, r, var, total, error, flag):  # pragma: no cover - compiled
+    h, w = image.shape
+    r2 = r * r
+    r_in2 = max(r - 0.7072, 0.0) ** 2
+    r_out2 = (r + 0.7072) ** 2
+    for k in range(x.size):
+        xc, yc = x[k], y[k]
+        x0, x1, y0, y1, trunc = _box(xc, yc, r, w, h)
+        f = APER_TRUNC if trunc else 0
+        tv = tvar = area = masked = 0.0
+        for iy in range(y0, y1):
+            dy = iy - yc
+            for ix in range(x0, x1):
+                dx = ix - xc
+                rpix2 = dx * dx + dy * dy
+                if rpix2 >= r_out2:
+                    continue
+                overlap = _overlap(dx, dy, r2, _SUM_SUBPIX) if rpix2 > r_in2 else 1.0
+                if mask[iy, ix]:
+                    f |= APER_HASMASKED
+                    masked += overlap
+                else:
+                    tv += image[iy, ix] * overlap
+                    tvar += var * overlap
+                area += overlap
+        # Masked pixels count as the mean of the others, as sep does.
+        scale = area / (area - masked) if area > masked else np.nan
+        total[k] = tv * scale
+        error[k] = np.sqrt(tvar * scale)
+        flag[k] = f
+
+
+def sum_circle(
+    image: np.ndarray, x: np.ndarray, y: np.ndarray, r: float, *, err: float, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``sep.sum_circle(image, x, y, r, err=err, mask=mask)``: sums, errors and sep's flags.
+
+    5 x 5 sub-pixels on the aperture's edge, as sep's default; masked
+    pixels are never read (they may be NaN) and count as the mean of the
+    others. Without the GIL (see `winpos`).
+    """
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    total, error = np.empty(x.shape), np.empty(x.shape)
+    flag = np.empty(x.shape, dtype=np.int16)
+    var = float(np.float32(float(err) ** 2))  # sep keeps a pixel's variance in float32
+    _sum_circle(
+        image, mask, x.ravel(), y.ravel(), float(r), var, total.ravel(), error.ravel(), flag.ravel()
+    )
+    return total, error, flag

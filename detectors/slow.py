@@ -17,7 +17,6 @@ mover can be (`MAX_ELONGATION`).
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import sep
@@ -25,7 +24,8 @@ from scipy.spatial import cKDTree
 
 from .backend import Ticker, get_xp, map_frames, to_numpy
 from .fit import motion_fit
-from .stats import mad_std
+from .kernels import sum_circle, winpos
+from .stats import mad_std, stack_mean
 from .tracks import CENTROID_FLOOR_PX, model_positions
 from .types import FWHM_PER_SIGMA, Differences, Mover
 
@@ -88,10 +88,7 @@ def _sky_sources(diffs: Differences, fwhm: float) -> tuple[np.ndarray, np.ndarra
     found in both are kept once, and a blend on the static sky not at all
     (its smeared image in the mean is the same blend).
     """
-    xp = get_xp(diffs.diff)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # pixels no frame covers
-        mean = to_numpy(diffs.template + xp.nanmean(diffs.diff, axis=0))
+    mean = to_numpy(diffs.template + stack_mean(diffs.diff))
     tx, ty, pointlike = _isolated_sources(to_numpy(diffs.template), fwhm)
     mx, my, _ = _isolated_sources(mean, fwhm)
     if tx.size and mx.size:
@@ -144,8 +141,9 @@ def find_slow_movers(
         # dither; a centroid they touch would drift like a mover, so flag it.
         masked = ~np.isfinite(diff)
         noise = mad_std(diff[::2, ::2])
-        xw, yw, flag = sep.winpos(image, x0, y0, np.full(m, sigma))
-        f, fe, fflag = sep.sum_circle(image, xw, yw, radius, err=noise, mask=masked)
+        # sep's centroid and aperture sum, compiled: without the GIL, frames in threads.
+        xw, yw, flag = winpos(image, x0, y0, np.full(m, sigma))
+        f, fe, fflag = sum_circle(image, xw, yw, radius, err=noise, mask=masked)
         good = (flag == 0) & (fflag == 0) & (np.hypot(xw - x0, yw - y0) < fwhm)
         xs[i, good], ys[i, good] = xw[good], yw[good]
         flux[i, good], ferr[i, good] = f[good], fe[good]

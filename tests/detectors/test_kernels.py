@@ -7,6 +7,7 @@ one: for the affine maps here the two are the same).
 
 import numpy as np
 import pytest
+import sep
 from scipy import ndimage
 
 from detectors import kernels, spline
@@ -31,6 +32,18 @@ def test_stack_median_matches_nanmedian(n):
     np.testing.assert_allclose(med, expected, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(count, np.isfinite(stack).sum(axis=0))
     assert med.dtype == np.float32 and np.isnan(med[5, 7]) and med[6, 8] == 2.5
+
+
+@pytest.mark.parametrize("shape", [(3, 37, 53), (10, 700, 800)])  # one band, and threads
+def test_stack_mean_is_numpys_nanmean(shape):
+    stack = (RNG.normal(size=shape) * 30).astype(np.float32)
+    stack[RNG.random(stack.shape) < 0.2] = np.nan
+    stack[:, 5, 7] = np.nan  # no data at all
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmean(stack, axis=0)
+    got = kernels.stack_mean(stack)
+    assert got.dtype == np.float32 and np.isnan(got[5, 7])
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_stack_median_in_bands_equals_one_band():
@@ -63,6 +76,29 @@ def _cells_reference(image, box):
             med[cy, cx] = np.median(v)
             sig[cy, cx] = 1.4826 * np.median(np.abs(v - med[cy, cx]))
     return med, sig
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 9, 1023, 1024])
+def test_radix_median_is_numpys_median(k):
+    rng = np.random.default_rng(k)
+    keys = np.empty(k, dtype=np.uint32)
+    for scale in (1e-3, 1.0, 1e4):
+        values = (rng.normal(size=k) * scale).astype(np.float32)
+        for v in (values, np.round(values), np.abs(values)):  # signs, ties, all positive
+            v = v.astype(np.float32)
+            assert kernels._median(v, keys) == np.median(v)
+
+
+@pytest.mark.parametrize("box", [np.s_[:, :], np.s_[::2, ::2], np.s_[:7, 15:29]])
+def test_median_deviation_is_numpys_on_the_finite_values(box):
+    image = RNG.normal(size=(300, 270)).astype(np.float32)
+    image[:, :20] = np.nan
+    image[4, 5], image[6, 7] = np.inf, -np.inf
+    v = image[box][np.isfinite(image[box])]
+    expected = np.median(np.abs(v - np.median(v)))
+    got = kernels.median_deviation(image[box])
+    assert got == expected and got.dtype == np.float32
+    assert np.isnan(kernels.median_deviation(np.full((3, 4), np.nan, dtype=np.float32)))
 
 
 def test_cell_statistics_match_the_clipped_median_cell_by_cell():
@@ -249,3 +285,42 @@ def test_paste_tiles_puts_every_tile_back_where_the_cut_took_it() -> None:
         np.testing.assert_array_equal(full[box], maps[box])
     untouched = np.isnan(full)
     assert untouched.sum() == full.size - 4 * 3 * 16 * 16
+
+
+def _sources_image(shape=(160, 200), n=60, sigma=1.5):
+    """Noise, Gaussian stars (some over the edges) and starting points off by up to a pixel."""
+    rng = np.random.default_rng(21)
+    image = rng.normal(0.0, 10.0, size=shape)
+    x, y = rng.uniform(-2, shape[1] + 1, n), rng.uniform(-2, shape[0] + 1, n)
+    image = add_gaussians(image, x, y, rng.uniform(300, 3e4, n), sigma).astype(np.float32)
+    return image, x + rng.uniform(-1, 1, n), y + rng.uniform(-1, 1, n)
+
+
+@pytest.mark.parametrize("sig", [0.3, 1.45, 2.6])  # below sep's smallest sigma, and above
+def test_winpos_is_seps_windowed_centroid(sig):
+    image, x0, y0 = _sources_image()
+    x, y, flag = kernels.winpos(image, x0, y0, np.full(x0.size, sig))
+    sx, sy, sflag = sep.winpos(image, x0, y0, np.full(x0.size, sig))
+    np.testing.assert_allclose(x, sx, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(y, sy, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(flag, sflag)
+    assert (flag == kernels.APER_TRUNC).any() and (flag == 0).any()
+
+
+@pytest.mark.parametrize("r", [1.2, 5.0])
+def test_sum_circle_is_seps_aperture_sum(r):
+    image, x, y = _sources_image()
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[:, 50] = True  # a bad column
+    inside = (x > 5) & (x < image.shape[1] - 5) & (y > 5) & (y < image.shape[0] - 5)
+    mask[y[inside][:3].astype(int), x[inside][:3].astype(int)] = True  # saturated stars
+    got = kernels.sum_circle(image, x, y, r, err=np.float32(9.3), mask=mask)
+    expected = sep.sum_circle(image, x, y, r, err=np.float32(9.3), mask=mask)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, equal_nan=True)
+    flags = set(np.unique(got[2]))
+    assert {0, kernels.APER_TRUNC, kernels.APER_HASMASKED} <= flags
+    image[mask] = np.nan  # no data under the mask: never read
+    again = kernels.sum_circle(image, x, y, r, err=np.float32(9.3), mask=mask)
+    for a, b in zip(again, got, strict=True):
+        np.testing.assert_array_equal(a, b)
