@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import sep
 
-from . import kernels
+from . import aperture, kernels
 from .backend import Array, Ticker, get_ndimage, get_xp, map_frames, to_numpy
 from .stats import box_background, mad_std, stack_median
 from .types import FWHM_PER_SIGMA, Differences
@@ -94,7 +94,7 @@ def _aperture_flux(image: Array, stars: Stars, radius: float) -> np.ndarray:
     """Aperture sums at the stars' positions; NaN where an aperture touches no-data."""
     pixels = to_numpy(image)  # one device-to-host copy, reused for the mask
     # sep.sum_circle, compiled: no copy of the image (masked pixels are never read) nor the GIL.
-    flux, _, flag = kernels.sum_circle(
+    flux, _, flag = aperture.sum_circle(
         pixels, stars.x, stars.y, radius, err=0.0, mask=~np.isfinite(pixels)
     )
     return np.where(flag == 0, flux, np.nan)

@@ -26,9 +26,9 @@ from scipy.ndimage import uniform_filter
 from scipy.spatial import cKDTree
 
 from .align import coarse_grid, coarse_pixel_map, reference_index
+from .aperture import winpos
 from .backend import Array, map_frames, to_numpy
 from .errors import RegistrationError
-from .kernels import winpos
 from .stats import box_background
 from .types import Frame, Registration
 

@@ -22,9 +22,9 @@ import numpy as np
 import sep
 from scipy.spatial import cKDTree
 
+from .aperture import sum_circle, winpos
 from .backend import Ticker, get_xp, map_frames, to_numpy
 from .fit import motion_fit
-from .kernels import sum_circle, winpos
 from .stats import mad_std, stack_mean
 from .tracks import CENTROID_FLOOR_PX, model_positions
 from .types import FWHM_PER_SIGMA, Differences, Mover
