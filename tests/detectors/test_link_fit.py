@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from detectors.fit import motion_fit
+from detectors.fit import _psf_fit, motion_fit
 from detectors.link import default_min_detections, link_candidates
 from detectors.types import Candidates
 
@@ -60,3 +61,25 @@ def test_motion_fit_rejects_an_outlier():
     np.testing.assert_allclose(px, [10, 300], atol=1e-6)
     np.testing.assert_allclose(py, [20, -50], atol=1e-6)
     assert inlier.tolist() == [True] * 4 + [False] + [True] * 4
+
+
+@pytest.mark.parametrize("missing_row", [None, 2])
+def test_psf_fit_finds_a_gaussians_position_and_flux(missing_row):
+    """The compiled Gauss-Newton fit: a noiseless Gaussian off the centre pixel, started a
+    pixel away (and with a row of no data), comes back to its position and flux."""
+    r, sigma, x0, y0, flux = 5, 1.6, 0.37, -0.81, 1234.0
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    g = np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * sigma**2)) / (2 * np.pi * sigma**2)
+    stamp = (flux * g).astype(np.float32)
+    if missing_row is not None:
+        stamp[missing_row] = np.nan
+    x, y, f = _psf_fit(stamp, x0 + 0.9, y0 - 0.7, sigma)
+    assert abs(x - x0) < 1e-3 and abs(y - y0) < 1e-3 and abs(f / flux - 1) < 1e-4
+
+
+def test_psf_fit_refuses_a_negative_or_mostly_empty_stamp():
+    stamp = np.full((9, 9), -5.0, dtype=np.float32)
+    assert _psf_fit(stamp, 0.0, 0.0, 1.5) is None  # no positive flux
+    stamp = np.ones((9, 9), dtype=np.float32)
+    stamp[:3] = np.nan  # a third without data
+    assert _psf_fit(stamp, 0.0, 0.0, 1.5) is None
