@@ -35,6 +35,7 @@ __all__ = [
     "field_overlay",
     "review_pictures",
     "review_sprite",
+    "sky_box",
     "sprite_strip",
     "track_pictures",
     "track_strip",
@@ -596,6 +597,24 @@ def review_sprite(
     return _review_sprite(track, diffs, mjd, stamp=stamp, margin=margin, max_box=max_box)
 
 
+def sky_box(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    *,
+    stamp: int = _SPRITE_STAMP,
+    margin: int = _SPRITE_MARGIN,
+    max_box: int = _SPRITE_BOX,
+) -> tuple[int, int, int]:
+    """First pixel ``(x0, y0)`` and side of a review sprite's sky box around a path
+    (positions ``xs``, ``ys`` on the reference grid): square, centred on the path, holding
+    it and ``margin`` pixels around it, at least ``stamp`` and at most ``max_box`` wide."""
+    extent = max(float(np.ptp(xs)), float(np.ptp(ys)))
+    size = int(min(max(math.ceil(extent) + 1 + 2 * margin, stamp), max_box))
+    x0 = round(0.5 * (xs.min() + xs.max()) - (size - 1) / 2)
+    y0 = round(0.5 * (ys.min() + ys.max()) - (size - 1) / 2)
+    return x0, y0, size
+
+
 def _review_sprite(
     track: Track, diffs: Differences, mjd: np.ndarray, *, stamp: int, margin: int, max_box: int
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -608,10 +627,7 @@ def _review_sprite(
     diff = np.stack([_stamp(diffs.diff[i], xs[i], ys[i], stamp) for i in range(n)])
     diff = _stretch(diff, *_levels(diff, lo_sigma=2.0, hi_percentile=99.7))
 
-    extent = max(float(np.ptp(xs)), float(np.ptp(ys)))
-    size = int(min(max(math.ceil(extent) + 1 + 2 * margin, stamp), max_box))
-    x0 = round(0.5 * (xs.min() + xs.max()) - (size - 1) / 2)
-    y0 = round(0.5 * (ys.min() + ys.max()) - (size - 1) / 2)
+    x0, y0, size = sky_box(xs, ys, stamp=stamp, margin=margin, max_box=max_box)
     template = _box(diffs.template, x0, y0, size)
     sky = np.stack([template] + [_box(diffs.diff[i], x0, y0, size) + template for i in range(n)])
     sky = _stretch(sky, *_levels(sky, lo_sigma=1.5, hi_percentile=99.5))

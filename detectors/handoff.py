@@ -8,8 +8,8 @@ paths (refinement), and around every track for its review stamps. So what
 passes between them keeps, of each frame's difference, psi and phi maps
 (and, near the faint seeds, the faint search's mask of kept pixels), only the
 whole `TILE` x `TILE` tiles within `MARGIN` pixels of a candidate's path in
-any frame, plus the
-template (the field pictures). Elsewhere the detailed detector sees no data
+any frame or within `SLACK` of its review sky box (`cutouts.sky_box`: the
+frames at a fixed sky position), plus the template (the field pictures). Elsewhere the detailed detector sees no data
 (NaN differences, zero psi and phi), which it never reads: its tracks are
 those of the whole maps (``tests/detectors/test_handoff.py``), and the work
 file is a few percent of the frames' size instead of three times it.
@@ -24,11 +24,13 @@ import numpy as np
 
 from . import kernels
 from .backend import Array, get_xp, keep_freed_memory, to_numpy
+from .cutouts import sky_box
 from .fit import motion_fit
 from .types import Differences, FastResult
 
 __all__ = [
     "MARGIN",
+    "SLACK",
     "TILE",
     "Tiles",
     "candidate_paths",
@@ -41,9 +43,11 @@ __all__ = [
 
 #: Side of a kept tile, pixels.
 TILE = 16
+#: Pixels by which refitting a tracklet or refining a faint seed may move a path.
+SLACK = 9
 #: Pixels kept either side of a candidate's path: the review stamps' half-width
-#: (31) plus what refitting a tracklet or refining a faint seed moves a path by.
-MARGIN = 40
+#: (31) and the slack.
+MARGIN = 31 + SLACK
 
 
 @dataclass
@@ -112,16 +116,29 @@ def candidate_paths(fast: FastResult, *, faint_only: bool = False) -> list[np.nd
 
 
 def tiles_near(
-    paths: list[np.ndarray], shape: tuple[int, int], *, size: int = TILE, margin: int = MARGIN
+    paths: list[np.ndarray],
+    shape: tuple[int, int],
+    *,
+    size: int = TILE,
+    margin: int = MARGIN,
+    sky_boxes: bool = False,
 ) -> np.ndarray:
-    """Row and column (K, 2) of every tile with a pixel within ``margin`` of a path point."""
+    """Row and column (K, 2) of every tile with a pixel within ``margin`` of a path point,
+    and with ``sky_boxes`` within `SLACK` of each path's review sky box."""
     rows, cols = math.ceil(shape[0] / size), math.ceil(shape[1] / size)
     wanted = np.zeros((rows, cols), dtype=bool)
+    paths = [p[np.all(np.isfinite(p), axis=1)] for p in paths]
     points = np.concatenate(paths) if paths else np.zeros((0, 2))
-    points = points[np.all(np.isfinite(points), axis=1)]
-    lo = np.floor((points - margin) / size).astype(np.int64)
-    hi = np.floor((points + margin) / size).astype(np.int64)
-    lo, hi = np.maximum(lo, 0), np.minimum(hi, [cols - 1, rows - 1])
+    lo, hi = points - margin, points + margin
+    if sky_boxes:
+        boxes = np.array([sky_box(p[:, 0], p[:, 1]) for p in paths if len(p)], dtype=float).reshape(
+            -1, 3
+        )
+        corner = boxes[:, :2] - SLACK
+        lo = np.concatenate([lo, corner])
+        hi = np.concatenate([hi, corner + boxes[:, 2:] - 1 + 2 * SLACK])
+    lo = np.maximum(np.floor(lo / size).astype(np.int64), 0)
+    hi = np.minimum(np.floor(hi / size).astype(np.int64), [cols - 1, rows - 1])
     for (x0, y0), (x1, y1) in zip(lo, hi, strict=True):
         if x0 <= x1 and y0 <= y1:
             wanted[y0 : y1 + 1, x0 : x1 + 1] = True
@@ -153,7 +170,7 @@ def cut_tiles(fast: FastResult, *, size: int = TILE, margin: int = MARGIN) -> Ti
     """The tiles of the maps (NumPy or CuPy) that the detailed detector reads, as NumPy."""
     d = fast.differences
     n, h, w = d.psi.shape
-    index = tiles_near(candidate_paths(fast), (h, w), size=size, margin=margin)
+    index = tiles_near(candidate_paths(fast), (h, w), size=size, margin=margin, sky_boxes=True)
     kept = rows = None
     if fast.faint_kept is not None:
         # The faint refinement reads only near its seeds (a subset of the tiles above).

@@ -9,12 +9,21 @@ import pytest
 
 from detectors import io
 from detectors.config import SearchConfig
+from detectors.cutouts import sky_box
 from detectors.errors import InputError
 from detectors.faint import FaintSettings, kept_maps
 from detectors.faint_verify import find_faint
 from detectors.fit import FitSettings, fit_tracks
 from detectors.fixed import reject_detector_fixed
-from detectors.handoff import MARGIN, candidate_paths, cut_tiles, handed_over
+from detectors.handoff import (
+    MARGIN,
+    SLACK,
+    TILE,
+    candidate_paths,
+    cut_tiles,
+    handed_over,
+    tiles_near,
+)
 from detectors.search import _mover_tracks, detailed_detect, fast_detect, find_moving_objects
 from detectors.simulate import simulate_field
 from detectors.slow import find_slow_movers
@@ -144,6 +153,23 @@ def test_maps_are_whole_near_every_candidate_and_no_data_elsewhere(searched):
     assert 0 < kept < 1
     outside = np.isnan(cut.diff[0]) & np.isfinite(whole.diff[0])
     assert outside.any() and not cut.psi[:, outside].any()
+
+
+def test_the_tiles_hold_a_diagonal_tracks_whole_review_sky_box():
+    """The frames at a fixed sky position fill a square around the path, whose corners lie
+    79 px from a 71-px diagonal path, beyond MARGIN: they are kept too, with SLACK around."""
+    path = np.c_[np.linspace(200.0, 271.0, 10), np.linspace(300.0, 371.0, 10)]
+    x0, y0, side = sky_box(path[:, 0], path[:, 1])
+    assert side == 112
+    kept = np.zeros((512, 512), dtype=bool)
+    for row, col in tiles_near([path], kept.shape, sky_boxes=True):
+        kept[row * TILE : (row + 1) * TILE, col * TILE : (col + 1) * TILE] = True
+    lo_x, lo_y, hi_x, hi_y = x0 - SLACK, y0 - SLACK, x0 + side + SLACK, y0 + side + SLACK
+    assert kept[lo_y:hi_y, lo_x:hi_x].all()
+    assert kept.mean() < 0.2  # and not much more
+    band = tiles_near([path], kept.shape)  # the path's band alone misses the corners
+    corner = (y0 // TILE, (x0 + side - 1) // TILE)
+    assert corner not in {tuple(rc) for rc in band}
 
 
 def test_a_work_file_from_before_the_split_is_refused_by_name(tmp_path):
