@@ -26,7 +26,7 @@ from detectors import io
 from detectors.cutouts import StripLabel, field_overlay, review_pictures, sprite_strip
 from detectors.types import Differences, Track
 
-__all__ = ["LAYOUT", "picture_names", "strip_png", "write_pictures"]
+__all__ = ["LAYOUT", "picture_names", "read_layout", "strip_png", "write_pictures"]
 
 #: Where each track's stamps are on the sheets (read by the review page and here).
 LAYOUT = "review.json"
@@ -54,15 +54,17 @@ def write_pictures(
     return round(time.perf_counter() - started, 3)
 
 
-def _layout(folder: Path) -> dict[str, Any]:
+def read_layout(folder: Path) -> dict[str, Any] | None:
+    """Where each track's stamps are on the sheets; None for a job finished before
+    review stamps were made."""
     path = folder / LAYOUT
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def picture_names(folder: Path) -> list[str]:
     """The pictures a job has: those written, and a strip for every track on a sheet."""
     written = {p.name for p in folder.glob("*.png")} if folder.is_dir() else set()
-    strips = {f"{track_id}.png" for track_id in _layout(folder).get("tracks", {})}
+    strips = {f"{track_id}.png" for track_id in (read_layout(folder) or {}).get("tracks", {})}
     return sorted(written | strips)
 
 
@@ -73,7 +75,7 @@ _SAME_FRAME_DAYS = 1e-5
 def strip_png(folder: Path, track: Mapping[str, Any]) -> Path | None:
     """Write the blink strip of ``track`` (a record of the results contract) from its
     review sprite, and return its path; None if no sheet holds the track."""
-    layout = _layout(folder)
+    layout = read_layout(folder) or {}
     spot = layout.get("tracks", {}).get(track["id"])
     if spot is None:
         return None

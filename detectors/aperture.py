@@ -38,6 +38,13 @@ def _box(x, y, r, w, h):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _rings(r):  # pragma: no cover - compiled
+    """Squared radius, and the squared radii within which a pixel lies wholly inside or
+    outside it (sep's half-diagonal, 0.7072): only the pixels between are sub-sampled."""
+    return r * r, max(r - 0.7072, 0.0) ** 2, (r + 0.7072) ** 2
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _overlap(dx, dy, r2, subpix):  # pragma: no cover - compiled
     """Area of a pixel (offset dx, dy from the centre) inside radius sqrt(r2), by sub-pixels.
 
@@ -66,9 +73,7 @@ def _winpos(image, x, y, sig, xout, yout, flag):  # pragma: no cover - compiled
         xc, yc, f = x[k], y[k], 0
         s = max(sig[k], _WIN_MINSIG)
         r = _WIN_NSIG * s
-        r2 = r * r
-        r_in2 = max(r - 0.7072, 0.0) ** 2
-        r_out2 = (r + 0.7072) ** 2
+        r2, r_in2, r_out2 = _rings(r)
         inv2s2 = 1.0 / (2.0 * s * s)
         for _ in range(_WIN_STEPS):
             x0, x1, y0, y1, trunc = _box(xc, yc, r, w, h)
@@ -117,9 +122,7 @@ def winpos(
 @numba.njit(cache=True, nogil=True)
 def _sum_circle(image, mask, x, y, r, var, total, error, flag):  # pragma: no cover - compiled
     h, w = image.shape
-    r2 = r * r
-    r_in2 = max(r - 0.7072, 0.0) ** 2
-    r_out2 = (r + 0.7072) ** 2
+    r2, r_in2, r_out2 = _rings(r)
     for k in range(x.size):
         xc, yc = x[k], y[k]
         x0, x1, y0, y1, trunc = _box(xc, yc, r, w, h)

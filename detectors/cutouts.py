@@ -131,9 +131,12 @@ def _stamp(image: Array, x: float, y: float, size: int) -> np.ndarray:
 
 
 def _box(image: Array, x0: int, y0: int, size: int) -> np.ndarray:
-    """``size`` x ``size`` float32 stamp whose first pixel is (x0, y0), NaN off the image."""
-    out = np.full((size, size), np.nan, dtype=np.float32)
-    h, w = image.shape
+    """``size`` x ``size`` of ``image`` whose first pixel is (x0, y0): of a data image a
+    float32 stamp, NaN off the image; of an RGB picture its pixels, no-data colour off it."""
+    rgb = image.ndim == 3
+    out = np.empty((size, size, *image.shape[2:]), dtype=np.uint8 if rgb else np.float32)
+    out[:] = _NAN_RGB if rgb else np.nan
+    h, w = image.shape[:2]
     xa, xb = max(x0, 0), min(x0 + size, w)
     ya, yb = max(y0, 0), min(y0 + size, h)
     if xa < xb and ya < yb:
@@ -207,19 +210,20 @@ class StripLabel:
         )
         return cls(title=title, snr=list(snr))
 
-
-def _label(track: Track, n: int) -> StripLabel:
-    snr: list[float | None] = [None] * n
-    for i, v in zip(np.asarray(track.frames).tolist(), np.asarray(track.snr), strict=True):
-        snr[i] = float(v)
-    return StripLabel.of(
-        name=track.id or "track",
-        rate=track.rate_arcsec_per_hour,
-        pa=track.position_angle_deg,
-        stacked_snr=track.stacked_snr,
-        origin=track.origin,
-        snr=snr,
-    )
+    @classmethod
+    def of_track(cls, track: Track, n: int) -> StripLabel:
+        """The label of a track found in a sequence of ``n`` frames."""
+        snr: list[float | None] = [None] * n
+        for i, v in zip(np.asarray(track.frames).tolist(), np.asarray(track.snr), strict=True):
+            snr[i] = float(v)
+        return cls.of(
+            name=track.id or "track",
+            rate=track.rate_arcsec_per_hour,
+            pa=track.position_angle_deg,
+            stacked_snr=track.stacked_snr,
+            origin=track.origin,
+            snr=snr,
+        )
 
 
 def track_strip(
@@ -284,7 +288,12 @@ def track_strip(
         track, diffs, mjd, stamp=stamp, margin=_SPRITE_MARGIN, max_box=max(stamp, _SPRITE_BOX)
     )
     return sprite_strip(
-        sprite, placed, mjd, _label(track, mjd.size) if label else None, size=size, scale=scale
+        sprite,
+        placed,
+        mjd,
+        StripLabel.of_track(track, mjd.size) if label else None,
+        size=size,
+        scale=scale,
     )
 
 
@@ -376,7 +385,7 @@ def sprite_strip(
     mx, my = (float(np.interp(mid, mjd[order], xy[order, k])) for k in (0, 1))
     box = sprite[sky["top"] : sky["top"] + sky["size"], : sky["size"]]
     half = size // 2
-    template = _crop(box, round(mx) - half, round(my) - half, size)
+    template = _box(box, round(mx) - half, round(my) - half, size)
     measured = np.asarray(placed["measured"], dtype=bool)
     marks = [(mx - round(mx), my - round(my), _TEMPLATE_RGB)] + [
         (x - round(x), y - round(y), _MEASURED_RGB if measured[i] else _PREDICTED_RGB)
@@ -415,18 +424,6 @@ def sprite_strip(
         ):
             _text(draw, (left + 3, 19), text, colour)
     return np.asarray(image)
-
-
-def _crop(rgb: np.ndarray, x0: int, y0: int, size: int) -> np.ndarray:
-    """``size`` x ``size`` of an RGB picture from pixel (x0, y0), no-data colour off its edge."""
-    out = np.empty((size, size, 3), dtype=np.uint8)
-    out[:] = _NAN_RGB
-    h, w = rgb.shape[:2]
-    xa, xb = max(x0, 0), min(x0 + size, w)
-    ya, yb = max(y0, 0), min(y0 + size, h)
-    if xa < xb and ya < yb:
-        out[ya - y0 : yb - y0, xa - x0 : xb - x0] = rgb[ya:yb, xa:xb]
-    return out
 
 
 def _sky(template: Array, max_size: int) -> tuple[np.ndarray, float]:

@@ -243,6 +243,15 @@ def median_deviation(image: np.ndarray) -> np.float32:
     return np.float32(_deviation(image, values, keys))  # numba returns a Python float
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _median_sigma(values, dev, keys):  # pragma: no cover - compiled
+    """Median of ``values`` and their robust sigma (MAD, in ``dev``'s first slots)."""
+    m = _median(values, keys)
+    for i in range(values.size):
+        dev[i] = abs(values[i] - m)
+    return m, np.float32(MAD_TO_SIGMA) * _median(dev[: values.size], keys)
+
+
 @numba.njit(cache=True, nogil=True)
 def _cells(image, box, med, sig, keep):  # pragma: no cover - compiled
     h, w = image.shape
@@ -264,10 +273,7 @@ def _cells(image, box, med, sig, keep):  # pragma: no cover - compiled
                 med[cy, cx] = np.nan
                 sig[cy, cx] = np.nan
                 continue
-            m = _median(values[:k], keys)
-            for i in range(k):
-                dev[i] = abs(values[i] - m)
-            s = np.float32(MAD_TO_SIGMA) * _median(dev[:k], keys)
+            m, s = _median_sigma(values[:k], dev, keys)
             # Clip once at 3 sigma so stars and cosmic rays in a cell do not bias it.
             n = 0
             for i in range(k):
@@ -278,11 +284,7 @@ def _cells(image, box, med, sig, keep):  # pragma: no cover - compiled
                 med[cy, cx] = np.nan
                 sig[cy, cx] = np.nan
                 continue
-            m = _median(values[:n], keys)
-            for i in range(n):
-                dev[i] = abs(values[i] - m)
-            med[cy, cx] = m
-            sig[cy, cx] = np.float32(MAD_TO_SIGMA) * _median(dev[:n], keys)
+            med[cy, cx], sig[cy, cx] = _median_sigma(values[:n], dev, keys)
 
 
 def cell_statistics(image: np.ndarray, box: int) -> tuple[np.ndarray, np.ndarray]:

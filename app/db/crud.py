@@ -226,6 +226,20 @@ def tracks_of(*, session: Session, job_id: str) -> list[dict[str, Any]]:
     return [_track(r) for r in records]
 
 
+def _track_record(session: Session, job_id: str, designation: str) -> TrackRecord | None:
+    return session.scalars(
+        select(TrackRecord)
+        .where(TrackRecord.job_id == job_id, TrackRecord.designation == designation)
+        .options(selectinload(TrackRecord.observations))
+    ).first()
+
+
+def track_of(*, session: Session, job_id: str, designation: str) -> dict[str, Any] | None:
+    """One track of a job as `tracks_of` gives it; None when the job has no such track."""
+    record = _track_record(session, job_id, designation)
+    return None if record is None else _track(record)
+
+
 def set_review(
     *, session: Session, job_id: str, designation: str, state: str
 ) -> dict[str, Any] | None:
@@ -233,11 +247,7 @@ def set_review(
 
     Returns None when the job has no track of that designation.
     """
-    record = session.scalars(
-        select(TrackRecord)
-        .where(TrackRecord.job_id == job_id, TrackRecord.designation == designation)
-        .options(selectinload(TrackRecord.observations))
-    ).first()
+    record = _track_record(session, job_id, designation)
     if record is None:
         return None
     record.review, record.reviewed_at = state, dt.datetime.now(dt.UTC)

@@ -226,8 +226,8 @@ def test_review_pictures_stack_the_sprites_on_sheets(search, monkeypatch):
 
 
 def test_a_strip_cut_from_a_written_sheet_is_the_tracks_strip(search, tmp_path):
-    """What the API serves (a strip cut from the PNG sheet, labelled from the contract's
-    record) is pixel for pixel what ``detect --cutouts`` draws from the differences."""
+    """What the API serves (a strip cut from the PNG sheet) is pixel for pixel what
+    ``detect --cutouts`` draws from the differences."""
     from PIL import Image
 
     track, mjd = search.tracks[0], _mjd(search)
@@ -236,17 +236,7 @@ def test_a_strip_cut_from_a_written_sheet_is_the_tracks_strip(search, tmp_path):
     with Image.open(write_png(tmp_path / spot["file"], pictures[spot["file"]])) as image:
         sheet = np.asarray(image.convert("RGB"))
     sprite = sheet[spot["top"] : spot["top"] + spot["height"], : spot["width"]]
-    snr = [None] * len(mjd)
-    for i, v in zip(track.frames, track.snr, strict=True):
-        snr[i] = float(v)
-    label = StripLabel.of(
-        name=track.id,
-        rate=track.rate_arcsec_per_hour,
-        pa=track.position_angle_deg,
-        stacked_snr=track.stacked_snr,
-        origin=track.origin,
-        snr=snr,
-    )
+    label = StripLabel.of_track(track, len(mjd))
     np.testing.assert_array_equal(
         sprite_strip(sprite, spot, mjd, label), track_strip(track, search.differences, mjd)
     )

@@ -220,10 +220,7 @@ def job_image(job_id: JobIdDep, name: str, session: SessionDep, settings: Settin
     folder = settings.job_dir(job_id) / "results" / "images"
     path = folder / name
     if not path.is_file():
-        track = next(
-            (t for t in crud.tracks_of(session=session, job_id=job_id) if f"{t['id']}.png" == name),
-            None,
-        )
+        track = crud.track_of(session=session, job_id=job_id, designation=name.removesuffix(".png"))
         made = None if track is None else strip_png(folder, track)
         if made is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no image {name}")

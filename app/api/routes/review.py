@@ -10,7 +10,6 @@ key: the page asks for it once.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from detectors import __version__
 from ... import pages
 from ...db import crud
 from ...db.models import ACTIVE_STATES
+from ...pictures import read_layout
 from ...schemas import SearchRequest
 from ...sources import SOURCES, get_source
 from ..deps import JobIdDep, SessionDep, SettingsDep
@@ -64,8 +64,7 @@ def job_page(request: Request, job_id: JobIdDep, session: SessionDep, settings: 
     }
     if job.state == "done":
         folder = settings.job_dir(job_id) / "results" / "images"
-        layout_file = folder / "review.json"
-        layout = json.loads(layout_file.read_text()) if layout_file.is_file() else None
+        layout = read_layout(folder)
         tracks = crud.tracks_of(session=session, job_id=job_id)
         images = sorted(p.name for p in folder.glob("*.png")) if folder.is_dir() else []
         entries = pages.track_entries(
